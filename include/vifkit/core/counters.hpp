@@ -1,0 +1,42 @@
+// Per-queue counters, printed as JSON by the tools (on SIGUSR1 and at exit).
+// Every drop or fatal path increments a named counter (style habit 13).
+#pragma once
+#include <cstdint>
+
+#include <nlohmann/json.hpp>
+
+namespace vifkit::core {
+
+struct queue_counters {
+    // guest transmit (frontend -> backend -> host)
+    std::uint64_t tx_packets = 0, tx_bytes = 0, tx_drops = 0, tx_errors = 0;
+    // guest receive (host -> backend -> frontend)
+    std::uint64_t rx_packets = 0, rx_bytes = 0, rx_drops = 0, rx_errors = 0;
+    // grant operations (each op counts, batches separately)
+    std::uint64_t grant_maps = 0, grant_unmaps = 0, grant_copies = 0, copy_batches = 0;
+    std::uint64_t grant_errors = 0;
+    // event channel traffic
+    std::uint64_t notifies_sent = 0, events_received = 0;
+    // peer misbehaviour
+    std::uint64_t peer_faults = 0;    // fatal: vif disabled
+    std::uint64_t bad_responses = 0;  // frontend: rejected backend responses
+    std::uint64_t rx_stalls = 0;      // backend: no rx buffers for the next packet
+    std::uint64_t backlog_drops = 0;  // backend: rx backlog full
+};
+
+inline void to_json(nlohmann::json& j, const queue_counters& c) {
+    j = nlohmann::json{
+        {"tx_packets", c.tx_packets},     {"tx_bytes", c.tx_bytes},
+        {"tx_drops", c.tx_drops},         {"tx_errors", c.tx_errors},
+        {"rx_packets", c.rx_packets},     {"rx_bytes", c.rx_bytes},
+        {"rx_drops", c.rx_drops},         {"rx_errors", c.rx_errors},
+        {"grant_maps", c.grant_maps},     {"grant_unmaps", c.grant_unmaps},
+        {"grant_copies", c.grant_copies}, {"copy_batches", c.copy_batches},
+        {"grant_errors", c.grant_errors}, {"notifies_sent", c.notifies_sent},
+        {"events_received", c.events_received}, {"peer_faults", c.peer_faults},
+        {"bad_responses", c.bad_responses}, {"rx_stalls", c.rx_stalls},
+        {"backlog_drops", c.backlog_drops},
+    };
+}
+
+}  // namespace vifkit::core

@@ -1,0 +1,76 @@
+// vifkit netback: the backend of the netif protocol, as a library.
+//
+// One `netback` serves every vif whose backend directory appears under
+// /local/domain/<self>/backend/vif/<frontend-domid>/<devid> (written by the
+// toolstack, e.g. `vifkit-attach`). Per vif it walks the xenbus handshake
+// (xenbus_fsm.hpp), maps the frontend's tx/rx rings, binds the event channels
+// and moves packets between the rings and a host packet_port.
+//
+// Threading: single-threaded, driven by a util::event_loop.
+// Failure model: a hostile or broken frontend disables its own vif (counted,
+// logged, state Closing) and never affects another vif or the process.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "vifkit/io/packet_port.hpp"
+#include "vifkit/platform/platform.hpp"
+#include "vifkit/platform/store.hpp"
+#include "vifkit/util/event_loop.hpp"
+
+namespace vifkit::core {
+
+enum class tx_mode : std::uint8_t { copy, map };
+
+struct netback_config {
+    tx_mode mode = tx_mode::copy;
+    // Host port spec per vif; "{domid}" and "{devid}" are substituted
+    // (e.g. "tap:vif{domid}.{devid}", "unix:/run/vifkit/{domid}.{devid}.sock").
+    std::string port_template = "tap:vif{domid}.{devid}";
+    std::string pcap_template;        // optional capture file per vif, same substitutions
+    std::size_t rx_backlog_bytes = 4u << 20;  // per-queue cap on frames waiting for rx buffers
+    unsigned batch = 32;              // packets per grant batch
+    bool feature_sg = true;           // advertise feature-sg (multi-slot tx and rx)
+    bool split_event_channels = true; // advertise feature-split-event-channels
+};
+
+class netback_vif;
+
+class netback {
+public:
+    netback(util::event_loop& loop, platform::services& svc, platform::store& store,
+            netback_config cfg);
+    ~netback();
+    netback(const netback&) = delete;
+    netback& operator=(const netback&) = delete;
+
+    // Start watching our backend/vif directory.
+    void start();
+    // Disconnect every vif (state Closed) and release all resources.
+    void shutdown();
+
+    // Stats for every vif: {"vifs":[{"domid":..,"devid":..,"state":..,"queues":[{counters}]}],
+    // "grant_mappings":N, "event_channels":N}.
+    [[nodiscard]] nlohmann::json stats() const;
+    [[nodiscard]] std::size_t vif_count() const { return vifs_.size(); }
+
+private:
+    void rescan();
+    void on_event_channel();
+
+    util::event_loop& loop_;
+    platform::services& svc_;
+    platform::store& store_;
+    netback_config cfg_;
+    std::string base_;  // /local/domain/<self>/backend/vif
+    std::map<std::pair<domid_t, unsigned>, std::unique_ptr<netback_vif>> vifs_;
+    bool started_ = false;
+};
+
+}  // namespace vifkit::core

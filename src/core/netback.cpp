@@ -1,0 +1,120 @@
+// netback driver: discovers vifs under /local/domain/<self>/backend/vif,
+// dispatches xenstore watch events and event-channel events to them.
+#include "vifkit/core/netback.hpp"
+
+#include <fmt/format.h>
+
+#include "netback_vif.hpp"
+#include "vifkit/wire/xs_values.hpp"
+
+namespace vifkit::core {
+
+namespace {
+constexpr std::size_t max_vifs = 1024;  // bound on what the store can make us create
+}
+
+netback::netback(util::event_loop& loop, platform::services& svc, platform::store& store, netback_config cfg)
+    : loop_(loop), svc_(svc), store_(store), cfg_(std::move(cfg)),
+      base_(fmt::format("/local/domain/{}/backend/vif", svc.self)) {}
+
+netback::~netback() { shutdown(); }
+
+void netback::start() {
+    if (started_) return;
+    started_ = true;
+    loop_.add(svc_.evtchn->fd(), [this] { on_event_channel(); });
+    loop_.add(store_.fd(), [this] {
+        // Drain watch events; rescan on any change (bounded by max_vifs).
+        bool rescan_needed = false;
+        for (int i = 0; i < 4096; ++i) {
+            auto ev = store_.next_watch();
+            if (!ev) break;
+            const auto& [path, token] = *ev;
+            if (token == "backend") {
+                rescan_needed = true;
+            } else {
+                for (auto& [key, vif] : vifs_)
+                    if (token == fmt::format("front:{}:{}", key.first, key.second)) vif->on_frontend_changed();
+            }
+        }
+        if (rescan_needed) rescan();
+    });
+    store_.mkdir(base_);
+    store_.watch(base_, "backend");
+    rescan();
+}
+
+void netback::rescan() {
+    // Present devices: base/<domid>/<devid> with a "frontend" key.
+    std::set<std::pair<domid_t, unsigned>> present;
+    if (auto doms = store_.directory(base_)) {
+        for (const auto& d : *doms) {
+            auto dom = wire::parse_u32(d);
+            if (!dom || *dom >= domid_self) continue;
+            auto devs = store_.directory(base_ + "/" + d);
+            if (!devs) continue;
+            for (const auto& dv : *devs) {
+                auto dev = wire::parse_u32(dv);
+                if (!dev || present.size() >= max_vifs) continue;
+                const std::string path = base_ + "/" + d + "/" + dv;
+                if (store_.read(path + "/frontend")) present.insert({static_cast<domid_t>(*dom), *dev});
+            }
+        }
+    }
+    // Removed devices (toolstack detach): disconnect and forget.
+    for (auto it = vifs_.begin(); it != vifs_.end();) {
+        if (present.count(it->first)) {
+            ++it;
+            continue;
+        }
+        spdlog::info("vif{}.{}: backend node removed, destroying", it->first.first, it->first.second);
+        store_.unwatch(it->second->frontend_path() + "/state",
+                       fmt::format("front:{}:{}", it->first.first, it->first.second));
+        it->second->close();
+        it = vifs_.erase(it);
+    }
+    for (const auto& key : present) {
+        if (vifs_.count(key)) continue;
+        const std::string path = fmt::format("{}/{}/{}", base_, key.first, key.second);
+        auto vif = std::make_unique<netback_vif>(loop_, svc_, store_, cfg_, key.first, key.second, path);
+        if (!vif->probe()) continue;  // logged; retried on the next change under base_
+        store_.watch(vif->frontend_path() + "/state", fmt::format("front:{}:{}", key.first, key.second));
+        vifs_.emplace(key, std::move(vif));
+    }
+}
+
+void netback::on_event_channel() {
+    // Bounded per wake-up; a port we do not know is a stale event (cheap no-op).
+    for (int i = 0; i < 1024; ++i) {
+        auto port = svc_.evtchn->pending();
+        if (!port) break;
+        for (auto& [key, vif] : vifs_) {
+            if (vif->owns_port(*port)) {
+                vif->on_event(*port);
+                break;
+            }
+        }
+        svc_.evtchn->unmask(*port);
+    }
+}
+
+void netback::shutdown() {
+    for (auto& [key, vif] : vifs_) vif->close();
+    vifs_.clear();
+    if (started_) {
+        loop_.remove(svc_.evtchn->fd());
+        loop_.remove(store_.fd());
+        store_.unwatch(base_, "backend");
+        started_ = false;
+    }
+}
+
+nlohmann::json netback::stats() const {
+    nlohmann::json vifs = nlohmann::json::array();
+    for (const auto& [key, vif] : vifs_) vifs.push_back(vif->stats());
+    return {{"vifs", vifs},
+            {"grant_mappings", svc_.mapper->mapped_count()},
+            {"event_channels", svc_.evtchn->bound_count()}};
+}
+
+}  // namespace vifkit::core

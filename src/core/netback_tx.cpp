@@ -1,0 +1,160 @@
+// Backend guest-transmit path: requests -> (grant copy | grant map) -> host port.
+// Requests are copied out of the ring once into tx_window, decoded by
+// wire::decode_tx_packet (netif-spec §4.3), then moved in batches: one grant
+// copy call (or one map + one unmap call) per batch of packets.
+#include <algorithm>
+#include <cstring>
+
+#include "netback_vif.hpp"
+
+namespace vifkit::core {
+
+namespace {
+constexpr int rounds_per_event = 64;  // bounded work per wake-up (XSA-332)
+}
+
+void netback_vif::defer(void (netback_vif::*fn)(backend_queue&), std::size_t qi) {
+    std::weak_ptr<netback_vif*> weak = self_;
+    loop_.defer([weak, fn, qi] {
+        if (auto s = weak.lock()) {
+            netback_vif* v = *s;
+            if (v->connected_ && !v->disabled_ && qi < v->queues_.size()) (v->*fn)(v->queues_[qi]);
+        }
+    });
+}
+
+void netback_vif::process_tx(backend_queue& q) {
+    for (int round = 0; round < rounds_per_event; ++round) {
+        if (!tx_round(q)) {
+            if (!connected_ || disabled_) return;
+            if (!q.tx->final_check_for_requests()) return;  // event re-armed, nothing left
+        }
+    }
+    defer(&netback_vif::process_tx, static_cast<std::size_t>(&q - queues_.data()));
+}
+
+bool netback_vif::tx_round(backend_queue& q) {
+    const auto u = q.tx->pending_requests();
+    if (u.status == ring::ring_status::overflow) {
+        fatal(q, "tx ring overflow (req_prod - rsp_prod > ring size)");
+        return false;
+    }
+    const std::size_t room = ring::tx_ring_types::size - q.tx_window.size();
+    const std::size_t n = std::min<std::size_t>(u.count, room);
+    for (std::size_t i = 0; i < n; ++i) q.tx_window.push_back(q.tx->take_request());
+
+    wire::tx_limits lim;
+    batch_.clear();
+    std::size_t pos = 0;
+    while (batch_.size() < cfg_.batch && pos < q.tx_window.size()) {
+        const auto d = wire::decode_tx_packet(std::span(q.tx_window).subspan(pos), lim);
+        if (d.verdict == wire::tx_verdict::need_more) {
+            if (q.tx_window.size() - pos >= ring::tx_ring_types::size) {
+                fatal(q, "tx chain longer than the ring");
+                return false;
+            }
+            break;
+        }
+        if (d.verdict == wire::tx_verdict::fatal) {
+            fatal(q, d.reason);
+            return false;
+        }
+        if (d.verdict == wire::tx_verdict::drop) {
+            ++q.c.tx_drops;
+            if (log_limit_.allow())
+                spdlog::warn("vif{}.{}: dropping guest packet: {}", front_dom_, devid_, d.reason);
+            respond_tx(q, d.pkt, pos, abi::rsp::error);
+        } else if (d.pkt.has_mcast) {
+            respond_tx(q, d.pkt, pos, abi::rsp::okay);  // control-only dummy request
+        } else {
+            batch_.push_back({d.pkt, pos});
+        }
+        pos += d.pkt.consumed;
+    }
+    if (!batch_.empty()) copy_tx_batch(q, batch_.size());
+    q.tx_window.erase(q.tx_window.begin(), q.tx_window.begin() + static_cast<std::ptrdiff_t>(pos));
+    if (q.tx->push_responses()) notify(q, q.tx_port);
+    return pos > 0 || n > 0;
+}
+
+void netback_vif::copy_tx_batch(backend_queue& q, std::size_t npkts) {
+    copy_ops_.clear();
+    pkt_ops_.clear();
+    for (std::size_t i = 0; i < npkts; ++i) {
+        const auto& [p, base] = batch_[i];
+        std::byte* dst = bufs_[i].data.data();
+        std::uint32_t off = 0;
+        const std::size_t begin = copy_ops_.size();
+        for (unsigned s = 0; s < p.nr_slots; ++s) {
+            const abi::tx_request& r = q.tx_window[base + p.data_index[s]];
+            const std::uint16_t len = s == 0 ? p.first_len : r.size;
+            if (len == 0) continue;  // zero-size slot: OKAY, no grant access (XSA-448)
+            platform::copy_op op;
+            op.direction = platform::copy_op::dir::from_peer;
+            op.ref = r.gref;
+            op.offset = r.offset;
+            op.len = len;
+            op.local = dst + off;
+            copy_ops_.push_back(op);
+            off += len;
+        }
+        bufs_[i].len = off;
+        pkt_ops_.push_back({begin, copy_ops_.size()});
+    }
+    if (cfg_.mode == tx_mode::copy) {
+        svc_.mapper->copy(front_dom_, copy_ops_);
+        q.c.grant_copies += copy_ops_.size();
+        ++q.c.copy_batches;
+    } else {
+        // Map mode: map every slot read-only, copy out, unmap (one batch each way).
+        map_ops_.clear();
+        for (const auto& op : copy_ops_) {
+            platform::map_op m;
+            m.ref = op.ref;
+            m.readonly = true;
+            map_ops_.push_back(m);
+        }
+        svc_.mapper->map(front_dom_, map_ops_);
+        q.c.grant_maps += map_ops_.size();
+        std::size_t mapped = 0;
+        for (std::size_t k = 0; k < map_ops_.size(); ++k) {
+            copy_ops_[k].status = map_ops_[k].status;
+            if (map_ops_[k].status != gnt_status::okay) continue;
+            std::memcpy(copy_ops_[k].local, static_cast<const std::byte*>(map_ops_[k].addr) + copy_ops_[k].offset,
+                        copy_ops_[k].len);
+            map_ops_[mapped++] = map_ops_[k];
+        }
+        svc_.mapper->unmap(std::span(map_ops_.data(), mapped));
+        q.c.grant_unmaps += mapped;
+    }
+    for (std::size_t i = 0; i < npkts; ++i) {
+        bool ok = true;
+        for (std::size_t k = pkt_ops_[i].begin; k < pkt_ops_[i].end; ++k)
+            ok = ok && copy_ops_[k].status == gnt_status::okay;
+        const auto& [p, base] = batch_[i];
+        if (!ok) {
+            ++q.c.tx_errors;
+            ++q.c.grant_errors;
+            if (log_limit_.allow())
+                spdlog::warn("vif{}.{}: grant access failed for a guest packet", front_dom_, devid_);
+            respond_tx(q, p, base, abi::rsp::error);
+            continue;
+        }
+        if (port_->send(std::span(bufs_[i].data.data(), bufs_[i].len))) {
+            ++q.c.tx_packets;
+            q.c.tx_bytes += bufs_[i].len;
+        } else {
+            ++q.c.tx_drops;
+        }
+        respond_tx(q, p, base, abi::rsp::okay);
+    }
+}
+
+void netback_vif::respond_tx(backend_queue& q, const wire::tx_packet& p, std::size_t base, std::int16_t st) {
+    const auto& w = q.tx_window;
+    q.tx->put_response({w[base].id, st});
+    for (unsigned e = 1; e <= p.nr_extras; ++e) q.tx->put_response({w[base + e].id, abi::rsp::null_});
+    for (unsigned s = 1; s < p.nr_slots; ++s) q.tx->put_response({w[base + p.data_index[s]].id, st});
+}
+
+}  // namespace vifkit::core

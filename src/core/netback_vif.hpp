@@ -1,0 +1,114 @@
+// One backend vif: handshake state, rings, event channels and the data path.
+// Private to src/core (netback.cpp owns the instances).
+#pragma once
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vifkit/core/counters.hpp"
+#include "vifkit/core/netback.hpp"
+#include "vifkit/core/xenbus_fsm.hpp"
+#include "vifkit/ring/ring.hpp"
+#include "vifkit/util/log.hpp"
+#include "vifkit/wire/tx_decoder.hpp"
+
+namespace vifkit::core {
+
+// Frame buffer for one packet in flight through the backend.
+struct frame_buf {
+    std::vector<std::byte> data;  // capacity max_tx_size + headroom, allocated once
+    std::uint32_t len = 0;
+};
+
+struct backend_queue {
+    std::optional<ring::back_ring<ring::tx_ring_types>> tx;
+    std::optional<ring::back_ring<ring::rx_ring_types>> rx;
+    platform::map_op tx_ring_map{}, rx_ring_map{};
+    evtchn_port_t tx_port = 0, rx_port = 0;  // equal when not split
+    bool ports_bound = false;
+    std::vector<abi::tx_request> tx_window;  // private copies not yet decoded
+    std::deque<frame_buf> rx_backlog;         // frames waiting for rx requests
+    std::size_t rx_backlog_bytes = 0;
+    queue_counters c;
+};
+
+class netback_vif {
+public:
+    netback_vif(util::event_loop& loop, platform::services& svc, platform::store& store,
+                const netback_config& cfg, domid_t front_dom, unsigned devid, std::string backend_path);
+    ~netback_vif();
+
+    // Create: read toolstack keys, write features, go InitWait. False = unusable.
+    bool probe();
+    // The frontend's state node changed.
+    void on_frontend_changed();
+    // An event arrived on one of our ports.
+    void on_event(evtchn_port_t port);
+    [[nodiscard]] bool owns_port(evtchn_port_t p) const;
+    // Disconnect and go Closed (process shutdown or backend node removed).
+    void close();
+
+    [[nodiscard]] domid_t front_domid() const { return front_dom_; }
+    [[nodiscard]] unsigned devid() const { return devid_; }
+    [[nodiscard]] const std::string& frontend_path() const { return front_path_; }
+    [[nodiscard]] nlohmann::json stats() const;
+
+private:
+    // handshake
+    void set_state(xenbus_state s);
+    bool write_features();
+    bool connect();
+    bool connect_queue(backend_queue& q, const std::string& qpath);
+    void disconnect();
+    void fatal(backend_queue& q, const char* why);
+    // data path (netback_tx.cpp / netback_rx.cpp)
+    void process_tx(backend_queue& q);
+    bool tx_round(backend_queue& q);
+    void copy_tx_batch(backend_queue& q, std::size_t npkts);
+    void respond_tx(backend_queue& q, const wire::tx_packet& p, std::size_t win_base, std::int16_t st);
+    void process_rx(backend_queue& q);
+    bool rx_round(backend_queue& q);
+    bool fill_rx_backlog(backend_queue& q);
+    void on_port_readable();
+    void notify(backend_queue& q, evtchn_port_t port);
+
+    util::event_loop& loop_;
+    platform::services& svc_;
+    platform::store& store_;
+    const netback_config& cfg_;
+    domid_t front_dom_;
+    unsigned devid_;
+    std::string back_path_, front_path_;
+    xenbus_state state_ = xenbus_state::initialising;
+    bool connected_ = false;
+    bool disabled_ = false;
+    bool frontend_sg_ = false;
+    std::unique_ptr<io::packet_port> port_;
+    bool port_watched_ = false;
+    std::vector<backend_queue> queues_;
+    // tx batch scratch (allocated once)
+    std::vector<frame_buf> bufs_;
+    std::vector<platform::copy_op> copy_ops_;
+    std::vector<platform::map_op> map_ops_;
+    struct pending_pkt {
+        wire::tx_packet pkt;
+        std::size_t win_base;
+    };
+    std::vector<pending_pkt> batch_;
+    util::rate_limited log_limit_;
+    // Deferred continuations hold a weak reference: a vif destroyed meanwhile is skipped.
+    std::shared_ptr<netback_vif*> self_ = std::make_shared<netback_vif*>(this);
+    void defer(void (netback_vif::*fn)(backend_queue&), std::size_t qi);
+    struct pkt_ops {
+        std::size_t begin, end;
+    };
+    std::vector<pkt_ops> pkt_ops_;
+    std::vector<std::byte> scratch_;  // one frame read from the host port
+    std::vector<std::uint16_t> rx_ids_;  // rx request id per copy op of the current round
+};
+
+}  // namespace vifkit::core
