@@ -32,7 +32,8 @@ void event_loop::remove(int fd) {
 
 int event_loop::run_once(std::chrono::milliseconds timeout) {
     epoll_event evs[64];
-    const int n = ::epoll_wait(epfd_, evs, 64, static_cast<int>(timeout.count()));
+    const int wait_ms = deferred_.empty() ? static_cast<int>(timeout.count()) : 0;
+    const int n = ::epoll_wait(epfd_, evs, 64, wait_ms);
     if (n < 0) {
         if (errno == EINTR) return 0;
         throw std::system_error(errno, std::generic_category(), "epoll_wait");
@@ -44,6 +45,12 @@ int event_loop::run_once(std::chrono::milliseconds timeout) {
         auto cb = it->second;            // keep alive while it runs
         (*cb)();
         ++dispatched;
+    }
+    if (!deferred_.empty() && !stopped_) {
+        std::vector<callback> now;
+        now.swap(deferred_);
+        for (auto& cb : now) cb();
+        dispatched += static_cast<int>(now.size());
     }
     return dispatched;
 }

@@ -180,10 +180,13 @@ public:
     }
 
     // Requests available (RING_UNCONSUMED_REQUESTS), bounded by the free response
-    // space; overflow if req_prod - rsp_prod_pvt > size (ill-behaved frontend).
+    // space; overflow if req_prod - rsp_prod_pvt > size (ill-behaved frontend),
+    // or if req_prod - req_cons > size: req_prod moved back behind req_cons,
+    // which would otherwise pass as up to `size` stale requests (Linux netback's
+    // "Impossible number of requests" check).
     [[nodiscard]] unconsumed<request> pending_requests() const {
         const std::uint32_t prod = detail::load_index(sring_->req_prod);
-        if (prod - rsp_prod_pvt_ > size) return {ring_status::overflow, 0};
+        if (prod - rsp_prod_pvt_ > size || prod - req_cons_ > size) return {ring_status::overflow, 0};
         const std::uint32_t avail = prod - req_cons_;
         const std::uint32_t space = size - (req_cons_ - rsp_prod_pvt_);
         return {ring_status::ok, avail < space ? avail : space};
@@ -220,6 +223,18 @@ public:
         detail::full_fence();
         u = pending_requests();
         return u.status == ring_status::overflow || u.count != 0;
+    }
+
+    // Ask to be woken once `needed` requests are available (a multi-slot rx
+    // packet needs that many buffers posted). True if they already are (or
+    // the ring is in overflow: the caller's next pending_requests() reports it).
+    [[nodiscard]] bool wait_for_requests(std::uint32_t needed) {
+        auto u = pending_requests();
+        if (u.status == ring_status::overflow || u.count >= needed) return true;
+        detail::store_index(sring_->req_event, req_cons_ + needed);
+        detail::full_fence();
+        u = pending_requests();
+        return u.status == ring_status::overflow || u.count >= needed;
     }
 
     [[nodiscard]] sring_header* shared() const { return sring_; }

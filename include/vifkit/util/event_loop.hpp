@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <unordered_map>
+#include <vector>
 
 namespace vifkit::util {
 
@@ -25,12 +26,16 @@ public:
     // Wait at most `timeout` for events and dispatch them. Returns the number dispatched.
     int run_once(std::chrono::milliseconds timeout);
     void stop() { stopped_ = true; }
+    // Run `cb` once, on the next iteration, without waiting for an fd (used to
+    // continue work that was cut short by a budget, so one peer cannot hog the loop).
+    void defer(callback cb) { deferred_.push_back(std::move(cb)); }
     [[nodiscard]] bool stopped() const { return stopped_; }
 
 private:
     int epfd_ = -1;
     bool stopped_ = false;
     std::unordered_map<int, std::shared_ptr<callback>> cbs_;
+    std::vector<callback> deferred_;
 };
 
 }  // namespace vifkit::util

@@ -1,0 +1,59 @@
+#include "tool_common.hpp"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <system_error>
+
+#include <spdlog/spdlog.h>
+
+namespace vifkit::tools {
+
+void install_signals(util::event_loop& loop, signal_handlers h) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGHUP}) sigaddset(&set, s);
+    if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0)
+        throw std::system_error(errno, std::generic_category(), "sigprocmask");
+    ::signal(SIGPIPE, SIG_IGN);
+    const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
+    loop.add(fd, [fd, h] {
+        signalfd_siginfo si;
+        while (::read(fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+            if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && h.on_stop) h.on_stop();
+            if (si.ssi_signo == SIGUSR1 && h.on_stats) h.on_stats();
+            if (si.ssi_signo == SIGHUP && h.on_hup) h.on_hup();
+        }
+    });
+}
+
+void use_store_socket(const std::string& path) {
+    if (!path.empty()) ::setenv("XENSTORED_PATH", path.c_str(), 1);
+}
+
+void write_json(const std::string& path, const nlohmann::json& j) {
+    const std::string text = j.dump(2) + "\n";
+    if (path == "-") {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+        return;
+    }
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::trunc);
+        f << text;
+        if (!f) {
+            spdlog::error("cannot write {}", tmp);
+            return;
+        }
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) spdlog::error("cannot rename {} to {}", tmp, path);
+}
+
+}  // namespace vifkit::tools

@@ -1,0 +1,72 @@
+// vifkit-back: the netif backend (netback) as a process.
+#include <CLI/CLI.hpp>
+
+#include "tool_common.hpp"
+#include "vifkit/core/netback.hpp"
+#include "vifkit/emu/domain.hpp"
+#include "vifkit/io/packet_port.hpp"
+#include "vifkit/platform/store.hpp"
+#include "vifkit/util/log.hpp"
+
+int main(int argc, char** argv) {
+    using namespace vifkit;
+    CLI::App app{
+        "vifkit-back: Xen netif backend (netback) in userspace.\n"
+        "Serves every vif whose backend directory appears under\n"
+        "/local/domain/<domid>/backend/vif/<guest>/<devid> (see vifkit-attach),\n"
+        "moving packets between the guest's rings and a host port."};
+    std::string broker, store_sock, mode = "copy", port_tmpl = "tap:vif{domid}.{devid}", pcap_tmpl;
+    std::string stats_file, log_level = "info";
+    unsigned domid = 0, batch = 32;
+    std::size_t mem_pages = 256;
+    app.add_option("--broker", broker, "Emulated Xen: broker socket of vifkit-xenstored")->required();
+    app.add_option("--store", store_sock, "xenstored socket (sets XENSTORED_PATH)");
+    app.add_option("--domid", domid, "Our domain id (the backend/driver domain)")->capture_default_str();
+    app.add_option("--mode", mode, "Guest-transmit data path: copy (grant copy) or map (grant map)")
+        ->check(CLI::IsMember({"copy", "map"}))
+        ->capture_default_str();
+    app.add_option("--port", port_tmpl,
+                   "Host port per vif; {domid} and {devid} are substituted.\n" + io::usage())
+        ->capture_default_str();
+    app.add_option("--pcap", pcap_tmpl, "Capture each vif's host side to this pcap file ({domid}/{devid} substituted)");
+    app.add_option("--batch", batch, "Packets per grant batch")->check(CLI::Range(1u, 256u))->capture_default_str();
+    app.add_option("--mem-pages", mem_pages, "Guest memory of our emulated domain, in pages")->capture_default_str();
+    app.add_option("--stats-file", stats_file, "Write stats JSON here on SIGUSR1 and at exit ('-' = stdout)");
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+
+    util::init_logging("vifkit-back", log_level);
+    tools::use_store_socket(store_sock);
+    try {
+        auto dom = emu::domain::attach(broker, static_cast<domid_t>(domid), mem_pages, 4096);
+        auto svc = dom->make_services();
+        auto store = platform::store::open();
+        if (!store) {
+            spdlog::error("cannot connect to xenstored: {}", std::strerror(errno));
+            return 1;
+        }
+        util::event_loop loop;
+        core::netback_config cfg;
+        cfg.mode = mode == "map" ? core::tx_mode::map : core::tx_mode::copy;
+        cfg.port_template = port_tmpl;
+        cfg.pcap_template = pcap_tmpl;
+        cfg.batch = batch;
+        core::netback nb(loop, svc, *store, cfg);
+        auto dump = [&] {
+            auto j = nb.stats();
+            j["tool"] = "vifkit-back";
+            tools::write_json(stats_file.empty() ? "-" : stats_file, j);
+        };
+        tools::install_signals(loop, {[&] { loop.stop(); }, dump, {}});
+        nb.start();
+        spdlog::info("domain {} serving {}/backend/vif", svc.self, store->domain_path(svc.self));
+        loop.run();
+        nb.shutdown();
+        dump();
+        if (!stats_file.empty() && stats_file != "-") tools::write_json("-", nb.stats());
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return 1;
+    }
+    return 0;
+}

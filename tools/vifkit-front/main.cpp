@@ -1,0 +1,72 @@
+// vifkit-front: the netif frontend (netfront) as a process: one emulated guest
+// domain with one vif whose guest side is a packet port (a TAP = the guest's eth0).
+#include <CLI/CLI.hpp>
+
+#include "tool_common.hpp"
+#include "vifkit/core/netfront.hpp"
+#include "vifkit/emu/domain.hpp"
+#include "vifkit/io/packet_port.hpp"
+#include "vifkit/platform/store.hpp"
+#include "vifkit/util/log.hpp"
+
+int main(int argc, char** argv) {
+    using namespace vifkit;
+    CLI::App app{
+        "vifkit-front: Xen netif frontend (netfront) in userspace.\n"
+        "Runs as emulated guest domain --domid and drives the vif\n"
+        "/local/domain/<domid>/device/vif/<devid> written by vifkit-attach."};
+    std::string broker, store_sock, port = "tap:eth0", pcap, stats_file, log_level = "info";
+    unsigned domid = 1, devid = 0, rx_buffers = 256, tx_buffers = 256;
+    std::size_t mem_pages = 1024;
+    bool no_split = false;
+    app.add_option("--broker", broker, "Emulated Xen: broker socket of vifkit-xenstored")->required();
+    app.add_option("--store", store_sock, "xenstored socket (sets XENSTORED_PATH)");
+    app.add_option("--domid", domid, "Our (guest) domain id")->check(CLI::Range(1u, 0x7FEFu))->capture_default_str();
+    app.add_option("--devid", devid, "vif device id")->capture_default_str();
+    app.add_option("--port", port, "Guest-side port.\n" + io::usage())->capture_default_str();
+    app.add_option("--pcap", pcap, "Capture the guest side to this pcap file");
+    app.add_option("--rx-buffers", rx_buffers, "rx pages posted to the backend")->check(CLI::Range(1u, 256u))->capture_default_str();
+    app.add_option("--tx-buffers", tx_buffers, "tx page pool")->check(CLI::Range(1u, 256u))->capture_default_str();
+    app.add_option("--mem-pages", mem_pages, "Guest memory, in pages")->capture_default_str();
+    app.add_flag("--no-split-event-channels", no_split, "Use one event channel even if the backend offers two");
+    app.add_option("--stats-file", stats_file, "Write stats JSON here on SIGUSR1 and at exit ('-' = stdout)");
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
+    app.footer("Signals: SIGTERM/SIGINT close the vif cleanly; SIGUSR1 writes stats; SIGHUP reconnects.");
+    CLI11_PARSE(app, argc, argv);
+
+    util::init_logging("vifkit-front", log_level);
+    tools::use_store_socket(store_sock);
+    try {
+        auto dom = emu::domain::attach(broker, static_cast<domid_t>(domid), mem_pages, 4096);
+        auto svc = dom->make_services();
+        auto store = platform::store::open();
+        if (!store) {
+            spdlog::error("cannot connect to xenstored: {}", std::strerror(errno));
+            return 1;
+        }
+        util::event_loop loop;
+        core::netfront_config cfg;
+        cfg.devid = devid;
+        cfg.port_spec = port;
+        cfg.pcap_path = pcap;
+        cfg.rx_buffers = rx_buffers;
+        cfg.tx_buffers = tx_buffers;
+        cfg.use_split_event_channels = !no_split;
+        core::netfront nf(loop, svc, *store, cfg);
+        auto dump = [&] {
+            auto j = nf.stats();
+            j["tool"] = "vifkit-front";
+            tools::write_json(stats_file.empty() ? "-" : stats_file, j);
+        };
+        tools::install_signals(loop, {[&] { loop.stop(); }, dump, [&] { nf.reconnect(); }});
+        if (!nf.start()) return 1;
+        loop.run();
+        nf.shutdown();
+        dump();
+        if (!stats_file.empty() && stats_file != "-") tools::write_json("-", nf.stats());
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return 1;
+    }
+    return 0;
+}
