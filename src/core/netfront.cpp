@@ -78,6 +78,7 @@ void netfront::on_backend_changed() {
     }
     if (st.action == fsm_action::start && !backend_connected_) {
         backend_connected_ = true;
+        ++connects_;
         spdlog::info("netfront: backend connected, link up");
         post_rx_buffers();
     }
@@ -267,6 +268,7 @@ nlohmann::json netfront::stats() const {
             {"granted_pages", svc_.sharer->shared_count()},
             {"event_channels", svc_.evtchn->bound_count()},
             {"leaked_pages", leaked_pages_},
+            {"connects", connects_},
             {"queues", nlohmann::json::array({c_})}};
 }
 

@@ -109,7 +109,8 @@ private:
     bool rx_extra_next_ = false;  // next slot is an extra_info
     std::vector<std::byte> scratch_;
     queue_counters c_;
-    std::uint64_t leaked_pages_ = 0;  // grants the backend would not release (XSA-396)
+    std::uint64_t leaked_pages_ = 0;
+    std::uint64_t connects_ = 0;  // handshakes completed (reconnects = connects - 1)  // grants the backend would not release (XSA-396)
     util::rate_limited log_limit_;
 };
 

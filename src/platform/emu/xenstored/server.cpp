@@ -157,8 +157,8 @@ void server::on_readable(conn_id id) {
     connection& c = it->second;
     char buf[read_chunk];
     const ssize_t n = ::recv(c.fd, buf, sizeof(buf), MSG_DONTWAIT);
-    if (n == 0) {
-        kill(c, nullptr);  // orderly close
+    if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+        kill(c, nullptr);  // the client went away: ordinary, not worth a log line
     } else if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) kill(c, "read error");
     } else {
@@ -248,7 +248,7 @@ void server::flush(connection& c) {
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) break;
-            kill(c, "write error");
+            kill(c, (errno == EPIPE || errno == ECONNRESET) ? nullptr : "write error");
             return;
         }
         c.out_offset += static_cast<std::size_t>(n);
