@@ -1,8 +1,8 @@
-// Backend guest-receive path: host port -> backlog -> grant copy into the
-// frontend's posted buffers. Responses go into the same slots as the requests
-// they consume (netif-spec §4.4). A packet starts only when the slots it needs
-// are posted (stall detection compares against the slots needed, XSA-392);
-// the backlog is capped in bytes.
+// Backend guest-receive path: host port -> per-queue backlog -> grant copy
+// into the frontend's posted buffers. Responses go into the same slots as the
+// requests they consume (netif-spec §4.4). A packet starts only when the slots
+// it needs are posted (stall detection compares against the slots needed,
+// XSA-392); each queue's backlog is capped in bytes.
 #include <algorithm>
 
 #include "netback_vif.hpp"
@@ -18,26 +18,39 @@ unsigned slots_for(std::size_t len) {
 }
 }  // namespace
 
-bool netback_vif::fill_rx_backlog(backend_queue& q) {
+bool netback_vif::backlog_full(const backend_queue& q) const {
+    return q.rx_backlog_bytes >= cfg_.rx_backlog_bytes || q.rx_backlog.size() >= backlog_max_frames;
+}
+
+std::size_t netback_vif::pull_from_port() {
     if (scratch_.empty()) scratch_.resize(abi::max_tx_size + 1);
-    bool got = false;
+    std::size_t got = 0;
     for (unsigned i = 0; i < cfg_.batch; ++i) {
-        if (q.rx_backlog_bytes >= cfg_.rx_backlog_bytes || q.rx_backlog.size() >= backlog_max_frames) break;
         const long n = port_->recv(scratch_);
         if (n <= 0) break;
+        const auto frame = std::span<const std::byte>(scratch_.data(), static_cast<std::size_t>(n));
+        backend_queue& q = queues_[steer(frame)];
+        if (backlog_full(q)) {
+            ++q.c.backlog_drops;
+            continue;
+        }
         frame_buf f;
-        f.data.assign(scratch_.begin(), scratch_.begin() + n);
+        f.data.assign(frame.begin(), frame.end());
         f.len = static_cast<std::uint32_t>(n);
         q.rx_backlog_bytes += f.len;
         q.rx_backlog.push_back(std::move(f));
-        got = true;
+        ++got;
     }
     return got;
 }
 
 void netback_vif::on_port_readable() {
     if (!connected_ || disabled_) return;
-    for (auto& q : queues_) process_rx(q);  // single queue: every frame goes to queue 0
+    pull_from_port();
+    for (auto& q : queues_) {
+        if (!connected_ || disabled_) return;
+        if (!q.rx_backlog.empty()) process_rx(q);
+    }
 }
 
 void netback_vif::process_rx(backend_queue& q) {
@@ -46,9 +59,9 @@ void netback_vif::process_rx(backend_queue& q) {
         if (!connected_ || disabled_) return;
     }
     if (!connected_ || disabled_) return;
-    // Stop polling the host port while the backlog is full: the kernel queue
+    // Stop polling the host port while a backlog is full: the kernel queue
     // holds (and eventually drops) the rest; an rx event resumes us.
-    const bool full = q.rx_backlog_bytes >= cfg_.rx_backlog_bytes || q.rx_backlog.size() >= backlog_max_frames;
+    const bool full = std::any_of(queues_.begin(), queues_.end(), [this](const auto& x) { return backlog_full(x); });
     if (full && port_watched_) {
         loop_.remove(port_->fd());
         port_watched_ = false;
@@ -59,15 +72,15 @@ void netback_vif::process_rx(backend_queue& q) {
 }
 
 bool netback_vif::rx_round(backend_queue& q) {
-    const bool filled = fill_rx_backlog(q);
     if (q.rx_backlog.empty()) return false;
     copy_ops_.clear();
     pkt_ops_.clear();
-    std::size_t nframes = 0;
+    rx_slots_.clear();
+    ctrl::gref_table* static_tbl = static_table(q);
     std::uint32_t avail = 0;
-    for (auto it = q.rx_backlog.begin(); it != q.rx_backlog.end() && nframes < cfg_.batch; ++it, ++nframes) {
+    for (auto it = q.rx_backlog.begin(); it != q.rx_backlog.end() && pkt_ops_.size() < cfg_.batch; ++it) {
         const unsigned need = slots_for(it->len);
-        if (need > 1 && !frontend_sg_) break;  // handled below as a drop
+        if (need > 1 && !frontend_sg_) break;  // dropped below, once what precedes it is sent
         if (avail < need) {
             if (!q.rx->wait_for_requests(need)) {
                 ++q.c.rx_stalls;  // woken by the frontend once `need` buffers are posted
@@ -80,37 +93,49 @@ bool netback_vif::rx_round(backend_queue& q) {
             }
             avail = u.count;
         }
-        const std::size_t begin = copy_ops_.size();
+        const std::size_t begin = rx_slots_.size();
         for (unsigned s = 0; s < need; ++s) {
             const abi::rx_request r = q.rx->take_request();
+            const auto len = static_cast<std::uint16_t>(std::min<std::size_t>(page_size, it->len - s * page_size));
+            const std::byte* src = it->data.data() + s * page_size;
+            rx_slots_.push_back({r.id, len, -1});  // response goes to this same slot
+            if (static_tbl) {
+                if (auto* e = static_tbl->find(r.gref)) {
+                    if (!e->readonly) {  // static grant: write through the persistent mapping
+                        std::memcpy(e->addr, src, len);
+                        ++q.c.static_hits;
+                        continue;
+                    }
+                    ++q.c.static_fallbacks;  // read-only mapping: rx needs write, so grant copy
+                }
+            }
             platform::copy_op op;
             op.direction = platform::copy_op::dir::to_peer;
             op.ref = r.gref;
             op.offset = 0;
-            op.len = static_cast<std::uint16_t>(std::min<std::size_t>(page_size, it->len - s * page_size));
-            op.local = it->data.data() + s * page_size;
-            op.status = gnt_status::okay;
+            op.len = len;
+            op.local = const_cast<std::byte*>(src);
+            rx_slots_.back().op = static_cast<int>(copy_ops_.size());
             copy_ops_.push_back(op);
-            rx_ids_.push_back(r.id);  // echoed in the response written to this same slot
         }
+        pkt_ops_.push_back({begin, rx_slots_.size()});
         avail -= need;
-        pkt_ops_.push_back({begin, copy_ops_.size()});
     }
     if (!copy_ops_.empty()) {
         svc_.mapper->copy(front_dom_, copy_ops_);
         q.c.grant_copies += copy_ops_.size();
         ++q.c.copy_batches;
     }
-    for (std::size_t i = 0; i < pkt_ops_.size(); ++i) {
+    for (const auto& po : pkt_ops_) {
         bool ok = true;
-        for (std::size_t k = pkt_ops_[i].begin; k < pkt_ops_[i].end; ++k)
-            ok = ok && copy_ops_[k].status == gnt_status::okay;
-        for (std::size_t k = pkt_ops_[i].begin; k < pkt_ops_[i].end; ++k) {
+        for (std::size_t k = po.begin; k < po.end; ++k)
+            ok = ok && (rx_slots_[k].op < 0 || copy_ops_[static_cast<std::size_t>(rx_slots_[k].op)].status == gnt_status::okay);
+        for (std::size_t k = po.begin; k < po.end; ++k) {
             abi::rx_response rsp{};
-            rsp.id = rx_ids_[k];
+            rsp.id = rx_slots_[k].id;
             rsp.offset = 0;
-            rsp.flags = (k + 1 < pkt_ops_[i].end) ? abi::rxf::more_data : 0;
-            rsp.status = ok ? static_cast<std::int16_t>(copy_ops_[k].len) : abi::rsp::error;
+            rsp.flags = (k + 1 < po.end) ? abi::rxf::more_data : 0;
+            rsp.status = ok ? static_cast<std::int16_t>(rx_slots_[k].len) : abi::rsp::error;
             q.rx->put_response(rsp);
         }
         const auto& f = q.rx_backlog.front();
@@ -124,19 +149,16 @@ bool netback_vif::rx_round(backend_queue& q) {
         q.rx_backlog_bytes -= f.len;
         q.rx_backlog.pop_front();
     }
-    rx_ids_.clear();
-    const bool progressed = !pkt_ops_.empty();
+    bool progressed = !pkt_ops_.empty();
     // A frame the frontend cannot take (multi-slot without feature-sg) is dropped.
-    if (pkt_ops_.size() == nframes && !q.rx_backlog.empty() && slots_for(q.rx_backlog.front().len) > 1 &&
-        !frontend_sg_) {
+    if (!q.rx_backlog.empty() && slots_for(q.rx_backlog.front().len) > 1 && !frontend_sg_) {
         ++q.c.rx_drops;
         q.rx_backlog_bytes -= q.rx_backlog.front().len;
         q.rx_backlog.pop_front();
-        if (q.rx->push_responses()) notify(q, q.rx_port);
-        return true;
+        progressed = true;
     }
     if (progressed && q.rx->push_responses()) notify(q, q.rx_port);
-    return progressed || filled;
+    return progressed;
 }
 
 }  // namespace vifkit::core

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "vifkit/wire/xs_values.hpp"
 
 namespace vifkit::core {
@@ -27,7 +29,7 @@ netback_vif::netback_vif(util::event_loop& loop, platform::services& svc, platfo
                          std::string backend_path)
     : loop_(loop), svc_(svc), store_(store), cfg_(cfg), front_dom_(front_dom), devid_(devid),
       back_path_(std::move(backend_path)) {
-    queues_.resize(1);  // single queue for now; every path below loops over queues_
+    queues_.resize(1);  // resized at connect to multi-queue-num-queues
     bufs_.resize(cfg_.batch);
     for (auto& b : bufs_) b.data.resize(abi::max_tx_size + 1);
     copy_ops_.reserve(cfg_.batch * (wire::tx_max_chain + 1));
@@ -69,6 +71,9 @@ bool netback_vif::write_features() {
                   store_.write(back_path_ + "/feature-sg", cfg_.feature_sg ? "1" : "0", *t) &&
                   store_.write(back_path_ + "/feature-split-event-channels",
                                cfg_.split_event_channels ? "1" : "0", *t);
+        if (ok && cfg_.ctrl_ring) ok = store_.write(back_path_ + "/feature-ctrl-ring", "1", *t);
+        if (ok && cfg_.max_queues > 1)
+            ok = store_.write(back_path_ + "/multi-queue-max-queues", std::to_string(cfg_.max_queues), *t);
         if (!ok) {
             store_.abort(*t);
             return false;
@@ -112,22 +117,32 @@ bool netback_vif::connect() {
         spdlog::error("vif{}.{}: frontend does not request rx-copy (flip mode is gone)", front_dom_, devid_);
         return false;
     }
-    if (auto nq = store_.read(front_path_ + "/multi-queue-num-queues")) {
-        auto n = wire::parse_u32(*nq);
-        if (!n || *n != 1) {  // we advertise no multi-queue-max-queues yet
-            spdlog::error("vif{}.{}: bad multi-queue-num-queues '{}'", front_dom_, devid_, *nq);
+    // multi-queue-num-queues: absent = 1; 0, above our maximum or not a number
+    // is refused (Linux makes it fatal for the device).
+    unsigned nq = 1;
+    if (auto v = store_.read(front_path_ + "/multi-queue-num-queues")) {
+        auto n = wire::parse_u32(*v);
+        if (!n || *n == 0 || *n > std::max(1u, cfg_.max_queues)) {
+            spdlog::error("vif{}.{}: refusing multi-queue-num-queues '{}' (max {})", front_dom_, devid_, *v,
+                          std::max(1u, cfg_.max_queues));
             return false;
         }
+        nq = *n;
     }
-    for (auto& q : queues_)
-        if (!connect_queue(q, front_path_)) return false;
+    queues_.resize(nq);
+    for (std::size_t i = 0; i < queues_.size(); ++i) {
+        // One queue: keys directly under F; several: only under F/queue-N (netif-spec §5.1).
+        const std::string qpath = nq == 1 ? front_path_ : fmt::format("{}/queue-{}", front_path_, i);
+        if (!connect_queue(queues_[i], qpath)) return false;
+    }
+    if (!connect_ctrl()) return false;
     connected_ = true;
     if (!port_watched_) {
         loop_.add(port_->fd(), [this] { on_port_readable(); });
         port_watched_ = true;
     }
-    spdlog::info("vif{}.{}: connected (sg={}, mode={})", front_dom_, devid_, frontend_sg_,
-                 cfg_.mode == tx_mode::copy ? "copy" : "map");
+    spdlog::info("vif{}.{}: connected ({} queue{}, sg={}, mode={})", front_dom_, devid_, queues_.size(),
+                 queues_.size() == 1 ? "" : "s", frontend_sg_, cfg_.mode == tx_mode::copy ? "copy" : "map");
     return true;
 }
 
@@ -200,6 +215,7 @@ void netback_vif::disconnect() {
         loop_.remove(port_->fd());
         port_watched_ = false;
     }
+    disconnect_ctrl();
     for (auto& q : queues_) {
         if (q.ports_bound) {
             svc_.evtchn->unbind(q.tx_port);
@@ -242,12 +258,14 @@ void netback_vif::fatal(backend_queue& q, const char* why) {
 }
 
 bool netback_vif::owns_port(evtchn_port_t p) const {
+    if (ctrl_bound_ && ctrl_port_ == p) return true;
     for (const auto& q : queues_)
         if (q.ports_bound && (q.tx_port == p || q.rx_port == p)) return true;
     return false;
 }
 
 void netback_vif::on_event(evtchn_port_t port) {
+    if (ctrl_bound_ && port == ctrl_port_ && connected_ && !disabled_) process_ctrl();
     for (auto& q : queues_) {
         if (!connected_ || disabled_) return;
         if (!q.ports_bound || (q.tx_port != port && q.rx_port != port)) continue;
@@ -270,7 +288,9 @@ nlohmann::json netback_vif::stats() const {
             {"connected", connected_},
             {"disabled", disabled_},
             {"port", port_ ? port_->describe() : ""},
-            {"queues", qs}};
+            {"queues", qs},
+            {"ctrl_ring", ctrl_.has_value()},
+            {"ctrl", handler_ ? handler_->stats() : nlohmann::json()}};
 }
 
 }  // namespace vifkit::core

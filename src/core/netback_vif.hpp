@@ -63,16 +63,26 @@ private:
     bool write_features();
     bool connect();
     bool connect_queue(backend_queue& q, const std::string& qpath);
+    bool connect_ctrl();
+    void disconnect_ctrl();
+    void process_ctrl();
+    void process_ctrl_deferred(backend_queue&);
+    void mark_window_in_flight(int delta);
     void disconnect();
     void fatal(backend_queue& q, const char* why);
     // data path (netback_tx.cpp / netback_rx.cpp)
     void process_tx(backend_queue& q);
+    // The queue's static grant table, or nullptr when it has no entries.
+    ctrl::gref_table* static_table(backend_queue& q);
     bool tx_round(backend_queue& q);
     void copy_tx_batch(backend_queue& q, std::size_t npkts);
     void respond_tx(backend_queue& q, const wire::tx_packet& p, std::size_t win_base, std::int16_t st);
     void process_rx(backend_queue& q);
     bool rx_round(backend_queue& q);
-    bool fill_rx_backlog(backend_queue& q);
+    std::size_t pull_from_port();
+    [[nodiscard]] bool backlog_full(const backend_queue& q) const;
+    // Queue for a frame from the host (backend -> guest steering).
+    [[nodiscard]] unsigned steer(std::span<const std::byte> frame) const;
     void on_port_readable();
     void notify(backend_queue& q, evtchn_port_t port);
 
@@ -90,6 +100,12 @@ private:
     std::unique_ptr<io::packet_port> port_;
     bool port_watched_ = false;
     std::vector<backend_queue> queues_;
+    // control ring (netif-spec §2): present when the frontend created one
+    std::optional<ring::back_ring<ring::ctrl_ring_types>> ctrl_;
+    platform::map_op ctrl_map_{};
+    evtchn_port_t ctrl_port_ = 0;
+    bool ctrl_bound_ = false;
+    std::unique_ptr<ctrl::backend_handler> handler_;
     // tx batch scratch (allocated once)
     std::vector<frame_buf> bufs_;
     std::vector<platform::copy_op> copy_ops_;
@@ -108,7 +124,12 @@ private:
     };
     std::vector<pkt_ops> pkt_ops_;
     std::vector<std::byte> scratch_;  // one frame read from the host port
-    std::vector<std::uint16_t> rx_ids_;  // rx request id per copy op of the current round
+    struct rx_slot {
+        std::uint16_t id;   // request id, echoed in the response (same slot)
+        std::uint16_t len;  // bytes for this slot
+        int op;             // index in copy_ops_, or -1 when served by a static mapping
+    };
+    std::vector<rx_slot> rx_slots_;  // slots of the current rx round
 };
 
 }  // namespace vifkit::core

@@ -2,6 +2,10 @@
 #include "vifkit/core/netfront.hpp"
 
 #include <fmt/format.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include "vifkit/core/xenbus_fsm.hpp"
 #include "vifkit/wire/xs_values.hpp"
@@ -14,8 +18,9 @@ netfront::netfront(util::event_loop& loop, platform::services& svc, platform::st
     : loop_(loop), svc_(svc), store_(store), cfg_(std::move(cfg)) {
     cfg_.rx_buffers = std::min(cfg_.rx_buffers, ring::rx_ring_types::size);
     cfg_.tx_buffers = std::min(cfg_.tx_buffers, ring::tx_ring_types::size);
-    rx_frame_.resize(abi::max_tx_size + page_size);
+    cfg_.queues = std::clamp(cfg_.queues, 1u, 64u);
     scratch_.resize(abi::max_tx_size + 1);
+    held_.resize(abi::max_tx_size + 1);
 }
 
 netfront::~netfront() {
@@ -41,6 +46,21 @@ bool netfront::start() {
         return false;
     }
     started_ = true;
+    // Control requests time out (a backend that never answers must not hang us).
+    timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer_fd_ >= 0) {
+        const itimerspec its{{0, 100'000'000}, {0, 100'000'000}};
+        ::timerfd_settime(timer_fd_, 0, &its, nullptr);
+        loop_.add(timer_fd_, [this] {
+            std::uint64_t ticks;
+            while (::read(timer_fd_, &ticks, sizeof ticks) == sizeof ticks) {
+            }
+            if (ctrl_) {
+                ctrl_->expire(std::chrono::steady_clock::now());
+                flush_ctrl();
+            }
+        });
+    }
     loop_.add(svc_.evtchn->fd(), [this] { on_event_channel(); });
     loop_.add(store_.fd(), [this] { on_watch(); });
     set_state(xenbus_state::initialising);
@@ -79,8 +99,10 @@ void netfront::on_backend_changed() {
     if (st.action == fsm_action::start && !backend_connected_) {
         backend_connected_ = true;
         ++connects_;
-        spdlog::info("netfront: backend connected, link up");
-        post_rx_buffers();
+        spdlog::info("netfront: backend connected, link up ({} queue{})", queues_.size(),
+                     queues_.size() == 1 ? "" : "s");
+        for (auto& q : queues_) post_rx_buffers(q);
+        register_static(0);
     }
     for (std::uint8_t i = 0; i < st.count; ++i) {
         if (st.path[i] == xenbus_state::closed) {
@@ -113,71 +135,93 @@ bool netfront::connect() {
         spdlog::error("netfront: backend lacks feature-rx-copy");
         return false;
     }
-    if (!grant_pages()) return false;
+    // Queues: what we want, capped by what the backend offers (absent = 1).
+    unsigned max_q = 1;
+    if (auto m = store_.read(back_path_ + "/multi-queue-max-queues"))
+        max_q = std::clamp(wire::parse_u32(*m).value_or(1u), 1u, 64u);
     auto split = store_.read(back_path_ + "/feature-split-event-channels");
     const bool use_split = cfg_.use_split_event_channels && split && wire::parse_flag(*split).value_or(false);
-    auto t = svc_.evtchn->alloc_unbound(back_dom_);
-    if (!t) return false;
-    tx_port_ = rx_port_ = *t;
-    ports_bound_ = true;
-    if (use_split) {
-        auto r = svc_.evtchn->alloc_unbound(back_dom_);
-        if (!r) return false;
-        rx_port_ = *r;
-    }
+    queues_.clear();
+    queues_.resize(std::min(cfg_.queues, max_q));
+    for (auto& q : queues_)
+        if (!setup_queue(q, use_split)) return false;
+    if (!setup_ctrl()) return false;
     if (!write_keys()) return false;
     connected_ = true;
     return true;
 }
 
-bool netfront::grant_pages() {
+bool netfront::setup_queue(queue& q, bool split) {
     // Rings: zeroed and initialised before they are granted.
-    if (!svc_.sharer->share_pages(back_dom_, ring_pages_, true)) {
+    if (!svc_.sharer->share_pages(back_dom_, q.ring_pages, true)) {
         spdlog::error("netfront: cannot grant ring pages");
         return false;
     }
-    rings_granted_ = true;
-    tx_.emplace(ring_pages_[0].addr);
-    rx_.emplace(ring_pages_[1].addr);
-    tx_->init();
-    rx_->init();
+    q.rings_granted = true;
+    q.tx.emplace(q.ring_pages[0].addr);
+    q.rx.emplace(q.ring_pages[1].addr);
+    q.tx->init();
+    q.rx->init();
     std::vector<platform::shared_page> pages(cfg_.tx_buffers);
     if (!svc_.sharer->share_pages(back_dom_, pages, false)) return false;  // tx: backend only reads
-    tx_bufs_.clear();
-    tx_free_.clear();
     for (std::size_t i = 0; i < pages.size(); ++i) {
-        tx_bufs_.push_back({pages[i], false});
-        tx_free_.push_back(static_cast<std::uint16_t>(pages.size() - 1 - i));
+        q.tx_bufs.push_back({pages[i], false});
+        q.tx_free.push_back(static_cast<std::uint16_t>(pages.size() - 1 - i));
     }
     pages.assign(cfg_.rx_buffers, {});
     if (!svc_.sharer->share_pages(back_dom_, pages, true)) return false;  // rx: backend writes
-    rx_bufs_.clear();
-    for (auto& p : pages) rx_bufs_.push_back({p, false});
+    for (auto& p : pages) q.rx_bufs.push_back({p, false});
+    q.rx_frame.resize(abi::max_tx_size + page_size);
+    auto t = svc_.evtchn->alloc_unbound(back_dom_);
+    if (!t) return false;
+    q.tx_port = q.rx_port = *t;
+    q.ports_bound = true;
+    if (split) {
+        auto r = svc_.evtchn->alloc_unbound(back_dom_);
+        if (!r) return false;
+        q.rx_port = *r;
+    }
     return true;
 }
 
+bool netfront::write_queue_keys(const queue& q, const std::string& dir, platform::xs_tx t) {
+    const auto w = [&](const char* k, const std::string& v) { return store_.write(dir + "/" + k, v, t); };
+    bool ok = w("tx-ring-ref", std::to_string(q.ring_pages[0].ref)) &&
+              w("rx-ring-ref", std::to_string(q.ring_pages[1].ref));
+    if (q.rx_port != q.tx_port)
+        return ok && w("event-channel-tx", std::to_string(q.tx_port)) &&
+               w("event-channel-rx", std::to_string(q.rx_port));
+    return ok && w("event-channel", std::to_string(q.tx_port));
+}
+
 bool netfront::write_keys() {
-    const bool split = rx_port_ != tx_port_;
     for (int attempt = 0; attempt < 16; ++attempt) {
         auto t = store_.begin();
         if (!t) return false;
         const auto w = [&](const char* k, const std::string& v) { return store_.write(front_path_ + "/" + k, v, *t); };
-        bool ok = w("tx-ring-ref", std::to_string(ring_pages_[0].ref)) &&
-                  w("rx-ring-ref", std::to_string(ring_pages_[1].ref)) && w("request-rx-copy", "1") &&
-                  w("feature-rx-notify", "1") && w("feature-sg", "1");
-        if (split)
-            ok = ok && w("event-channel-tx", std::to_string(tx_port_)) &&
-                 w("event-channel-rx", std::to_string(rx_port_));
-        else
-            ok = ok && w("event-channel", std::to_string(tx_port_));
+        bool ok = w("request-rx-copy", "1") && w("feature-rx-notify", "1") && w("feature-sg", "1");
+        if (queues_.size() == 1) {
+            ok = ok && write_queue_keys(queues_[0], front_path_, *t);
+        } else {
+            // With several queues the ring keys live only under queue-N (netif-spec §5.1).
+            ok = ok && w("multi-queue-num-queues", std::to_string(queues_.size()));
+            for (std::size_t i = 0; i < queues_.size() && ok; ++i)
+                ok = write_queue_keys(queues_[i], fmt::format("{}/queue-{}", front_path_, i), *t);
+        }
+        // The control ring must be advertised before we go Connected (§5.1).
+        if (ctrl_)
+            ok = ok && w("ctrl-ring-ref", std::to_string(ctrl_page_.ref)) &&
+                 w("event-channel-ctrl", std::to_string(ctrl_port_));
         ok = ok && w("state", std::to_string(static_cast<int>(xenbus_state::connected)));
         if (!ok) {
             store_.abort(*t);
             return false;
         }
         if (store_.commit(*t)) {
-            spdlog::info("netfront: frontend {} -> Connected (rings {}/{}, ports {}/{})", abi::to_string(state_),
-                         ring_pages_[0].ref, ring_pages_[1].ref, tx_port_, rx_port_);
+            spdlog::info("netfront: frontend {} -> Connected ({} queue{}, rings {}/{}, ports {}/{})",
+                         abi::to_string(state_), queues_.size(), queues_.size() == 1 ? "" : "s",
+                         queues_[0].ring_pages[0].ref, queues_[0].ring_pages[1].ref, queues_[0].tx_port,
+                         queues_[0].rx_port);
             state_ = xenbus_state::connected;
             return true;
         }
@@ -188,24 +232,42 @@ bool netfront::write_keys() {
 
 void netfront::disconnect() {
     watch_port(false);
-    if (ports_bound_) {
-        svc_.evtchn->unbind(tx_port_);
-        if (rx_port_ != tx_port_) svc_.evtchn->unbind(rx_port_);
-        ports_bound_ = false;
+    teardown_ctrl();
+    for (auto& q : queues_) {
+        if (q.ports_bound) {
+            svc_.evtchn->unbind(q.tx_port);
+            if (q.rx_port != q.tx_port) svc_.evtchn->unbind(q.rx_port);
+            q.ports_bound = false;
+        }
+        q.rx_in_chain = q.rx_extra_next = q.rx_bad = false;
+        q.rx_len = q.rx_slots = 0;
     }
+    held_len_ = 0;
     if (connected_) spdlog::info("netfront: disconnected");
     connected_ = backend_connected_ = false;
-    rx_in_chain_ = rx_extra_next_ = rx_bad_ = false;
-    rx_len_ = rx_slots_ = 0;
 }
 
 void netfront::release_grants() {
     // Revoke only what the backend no longer maps. A page it still holds is
     // leaked, never reused (XSA-396), and counted.
     std::vector<platform::shared_page> pages;
-    if (rings_granted_) pages.insert(pages.end(), std::begin(ring_pages_), std::end(ring_pages_));
-    for (auto& b : tx_bufs_) pages.push_back(b.page);
-    for (auto& b : rx_bufs_) pages.push_back(b.page);
+    if (ctrl_granted_) {
+        pages.push_back(ctrl_page_);
+        pages.push_back(list_page_);
+        ctrl_granted_ = false;
+    }
+    static_fallback_ = false;
+    for (auto& q : queues_) {
+        if (q.rings_granted) pages.insert(pages.end(), std::begin(q.ring_pages), std::end(q.ring_pages));
+        for (auto& b : q.tx_bufs) pages.push_back(b.page);
+        for (auto& b : q.rx_bufs) pages.push_back(b.page);
+        q.tx.reset();
+        q.rx.reset();
+        q.rings_granted = false;
+        q.tx_bufs.clear();
+        q.rx_bufs.clear();
+        q.tx_free.clear();
+    }
     if (!pages.empty()) {
         std::vector<gnt_status> st(pages.size());
         const std::size_t done = svc_.sharer->unshare(pages, st);
@@ -214,12 +276,6 @@ void netfront::release_grants() {
             spdlog::error("netfront: backend still maps {} granted pages; leaking them", pages.size() - done);
         }
     }
-    tx_.reset();
-    rx_.reset();
-    rings_granted_ = false;
-    tx_bufs_.clear();
-    rx_bufs_.clear();
-    tx_free_.clear();
 }
 
 void netfront::reconnect() {
@@ -234,6 +290,7 @@ void netfront::reconnect() {
 
 void netfront::shutdown(std::chrono::milliseconds wait) {
     if (!started_) return;
+    unregister_static(std::min(wait, std::chrono::milliseconds(1000)));
     disconnect();
     set_state(xenbus_state::closing);
     const auto deadline = std::chrono::steady_clock::now() + wait;
@@ -250,17 +307,34 @@ void netfront::shutdown(std::chrono::milliseconds wait) {
     store_.unwatch(back_path_ + "/state", "backend-state");
     loop_.remove(svc_.evtchn->fd());
     loop_.remove(store_.fd());
+    if (timer_fd_ >= 0) {
+        loop_.remove(timer_fd_);
+        ::close(timer_fd_);
+        timer_fd_ = -1;
+    }
     started_ = false;
 }
 
 void netfront::fault(const char* why) {
-    ++c_.peer_faults;
+    if (!queues_.empty()) ++queues_[0].c.peer_faults;
     spdlog::error("netfront: backend error: {}; disconnecting", why);
     disconnect();
     set_state(xenbus_state::closing);
 }
 
 nlohmann::json netfront::stats() const {
+    nlohmann::json qs = nlohmann::json::array();
+    for (const auto& q : queues_) {
+        nlohmann::json j = q.c;
+        j["static_grants"] = q.static_refs.size();
+        qs.push_back(j);
+    }
+    nlohmann::json ctrl;
+    if (ctrl_) {
+        const auto c = ctrl_->get_counters();
+        ctrl = {{"sent", c.sent}, {"completed", c.completed}, {"bad_responses", c.bad_responses},
+                {"timeouts", c.timeouts}, {"outstanding", ctrl_->outstanding()}};
+    }
     return {{"path", front_path_},
             {"state", abi::to_string(state_)},
             {"connected", connected()},
@@ -269,7 +343,11 @@ nlohmann::json netfront::stats() const {
             {"event_channels", svc_.evtchn->bound_count()},
             {"leaked_pages", leaked_pages_},
             {"connects", connects_},
-            {"queues", nlohmann::json::array({c_})}};
+            {"ctrl_ring", ctrl_.has_value()},
+            {"ctrl", ctrl},
+            {"static_grants", static_registered()},
+            {"static_fallback", static_fallback_},
+            {"queues", qs}};
 }
 
 }  // namespace vifkit::core

@@ -1,11 +1,12 @@
 // Frontend data path. tx: frames from the guest port are copied into pages of
-// the read-only tx pool; rx: the writable rx pool is posted and recycled.
-// Every backend response is copied once and validated before use
+// the queue's read-only tx pool; rx: the writable rx pool is posted and
+// recycled. Every backend response is copied once and validated before use
 // (netif-spec §4.4 frontend checks; XSA-391 event storms: bounded work).
 #include <algorithm>
 #include <cstring>
 
 #include "vifkit/core/netfront.hpp"
+#include "vifkit/core/steering.hpp"
 
 namespace vifkit::core {
 
@@ -14,8 +15,8 @@ constexpr int max_responses_per_event = 4 * 256;
 constexpr unsigned max_rx_slots = abi::nr_slots_min + 1;
 }  // namespace
 
-void netfront::notify(evtchn_port_t port) {
-    if (svc_.evtchn->notify(port) == 0) ++c_.notifies_sent;
+void netfront::notify(queue& q, evtchn_port_t port) {
+    if (svc_.evtchn->notify(port) == 0) ++q.c.notifies_sent;
 }
 
 void netfront::watch_port(bool on) {
@@ -27,17 +28,17 @@ void netfront::watch_port(bool on) {
     port_watched_ = on;
 }
 
-void netfront::post_rx_buffers() {
-    if (!rx_) return;
+void netfront::post_rx_buffers(queue& q) {
+    if (!q.rx) return;
     unsigned posted = 0;
-    for (std::size_t i = 0; i < rx_bufs_.size() && rx_->free_requests() > 0; ++i) {
-        auto& b = rx_bufs_[i];
+    for (std::size_t i = 0; i < q.rx_bufs.size() && q.rx->free_requests() > 0; ++i) {
+        auto& b = q.rx_bufs[i];
         if (b.in_flight) continue;
-        rx_->put_request({static_cast<std::uint16_t>(i), 0, b.page.ref});
+        q.rx->put_request({static_cast<std::uint16_t>(i), 0, b.page.ref});
         b.in_flight = true;
         ++posted;
     }
-    if (posted && rx_->push_requests()) notify(rx_port_);  // feature-rx-notify
+    if (posted && q.rx->push_requests()) notify(q, q.rx_port);  // feature-rx-notify
     if (backend_connected_) watch_port(true);
 }
 
@@ -45,105 +46,111 @@ void netfront::on_event_channel() {
     for (int i = 0; i < 64; ++i) {  // bounded per wake-up
         auto port = svc_.evtchn->pending();
         if (!port) break;
-        ++c_.events_received;
-        if (connected_ && (*port == tx_port_ || *port == rx_port_)) {
-            process_tx_responses();
-            if (connected_) process_rx_responses();
+        if (ctrl_bound_ && *port == ctrl_port_) on_ctrl_event();
+        for (auto& q : queues_) {
+            if (!connected_) break;
+            if (!q.ports_bound || (*port != q.tx_port && *port != q.rx_port)) continue;
+            ++q.c.events_received;
+            process_tx_responses(q);
+            if (connected_) process_rx_responses(q);
         }
         svc_.evtchn->unmask(*port);
     }
 }
 
-void netfront::process_tx_responses() {
-    for (int n = 0; n < max_responses_per_event && tx_;) {
-        const auto u = tx_->pending_responses();
+void netfront::process_tx_responses(queue& q) {
+    for (int n = 0; n < max_responses_per_event && q.tx;) {
+        const auto u = q.tx->pending_responses();
         if (u.status == ring::ring_status::overflow) return fault("tx rsp_prod beyond the ring");
         for (std::uint32_t i = 0; i < u.count; ++i, ++n) {
-            const abi::tx_response r = tx_->take_response();
+            const abi::tx_response r = q.tx->take_response();
             if (r.status == abi::rsp::null_) continue;  // answer to an extra slot
-            if (r.id >= tx_bufs_.size() || !tx_bufs_[r.id].in_flight) {
-                ++c_.bad_responses;
+            if (r.id >= q.tx_bufs.size() || !q.tx_bufs[r.id].in_flight) {
+                ++q.c.bad_responses;
                 if (log_limit_.allow()) spdlog::warn("netfront: tx response with unknown id {}", r.id);
                 continue;
             }
-            tx_bufs_[r.id].in_flight = false;
-            tx_free_.push_back(r.id);
-            if (r.status != abi::rsp::okay) ++c_.tx_errors;
+            q.tx_bufs[r.id].in_flight = false;
+            q.tx_free.push_back(r.id);
+            if (r.status != abi::rsp::okay) ++q.c.tx_errors;
         }
-        if (!tx_->final_check_for_responses()) break;
+        if (!q.tx->final_check_for_responses()) break;
     }
-    if (!tx_free_.empty() && backend_connected_) watch_port(true);
+    if (!q.tx_free.empty() && backend_connected_) {
+        watch_port(true);
+        if (held_len_) on_port_readable();  // send the held-back frame now
+    }
 }
 
-void netfront::take_rx_response(const abi::rx_response& r) {
-    if (r.id >= rx_bufs_.size() || !rx_bufs_[r.id].in_flight) {
-        ++c_.bad_responses;  // wrong slot / unknown id: never touch that buffer
-        rx_bad_ = true;
+void netfront::take_rx_response(queue& q, const abi::rx_response& r) {
+    if (r.id >= q.rx_bufs.size() || !q.rx_bufs[r.id].in_flight) {
+        ++q.c.bad_responses;  // wrong slot / unknown id: never touch that buffer
+        q.rx_bad = true;
         if (log_limit_.allow()) spdlog::warn("netfront: rx response with unknown id {}", r.id);
         return;
     }
-    auto& b = rx_bufs_[r.id];
+    auto& b = q.rx_bufs[r.id];
     b.in_flight = false;  // recycled by post_rx_buffers()
-    if (rx_extra_next_) {
+    if (q.rx_extra_next) {
         // An extra_info slot (GSO/hash): its payload is not used by this frontend.
         abi::extra_info e;
         std::memcpy(&e, &r, sizeof e);
-        rx_extra_next_ = (e.flags & abi::extra_flag::more) != 0;
-        if (!rx_in_chain_ && !rx_extra_next_) finish_rx_chain();
+        q.rx_extra_next = (e.flags & abi::extra_flag::more) != 0;
+        if (!q.rx_in_chain && !q.rx_extra_next) finish_rx_chain(q);
         return;
     }
-    const bool first = !rx_in_chain_;
-    if (first && (r.flags & abi::rxf::extra_info)) rx_extra_next_ = true;
-    rx_in_chain_ = (r.flags & abi::rxf::more_data) != 0;
-    ++rx_slots_;
+    const bool first = !q.rx_in_chain;
+    if (first && (r.flags & abi::rxf::extra_info)) q.rx_extra_next = true;
+    q.rx_in_chain = (r.flags & abi::rxf::more_data) != 0;
+    ++q.rx_slots;
     if (r.status < 0 || static_cast<std::uint32_t>(r.offset) + static_cast<std::uint16_t>(r.status) > page_size ||
-        rx_slots_ > max_rx_slots) {
-        rx_bad_ = true;
-    } else if (r.status > 0 && rx_len_ + static_cast<std::uint32_t>(r.status) <= rx_frame_.size()) {
-        std::memcpy(rx_frame_.data() + rx_len_, static_cast<const std::byte*>(b.page.addr) + r.offset,
+        q.rx_slots > max_rx_slots) {
+        q.rx_bad = true;
+    } else if (r.status > 0 && q.rx_len + static_cast<std::uint32_t>(r.status) <= q.rx_frame.size()) {
+        std::memcpy(q.rx_frame.data() + q.rx_len, static_cast<const std::byte*>(b.page.addr) + r.offset,
                     static_cast<std::size_t>(r.status));
-        rx_len_ += static_cast<std::uint32_t>(r.status);
-    } else {
-        rx_bad_ = true;
+        q.rx_len += static_cast<std::uint32_t>(r.status);
+    } else if (r.status != 0) {
+        q.rx_bad = true;
     }
-    if (!rx_in_chain_ && !rx_extra_next_) finish_rx_chain();
+    if (!q.rx_in_chain && !q.rx_extra_next) finish_rx_chain(q);
 }
 
-void netfront::finish_rx_chain() {
-    if (rx_bad_ || rx_len_ < abi::eth_hlen) {
-        ++c_.rx_errors;
-    } else if (port_->send(std::span(rx_frame_.data(), rx_len_))) {
-        ++c_.rx_packets;
-        c_.rx_bytes += rx_len_;
+void netfront::finish_rx_chain(queue& q) {
+    if (q.rx_bad || q.rx_len < abi::eth_hlen) {
+        ++q.c.rx_errors;
+    } else if (port_->send(std::span(q.rx_frame.data(), q.rx_len))) {
+        ++q.c.rx_packets;
+        q.c.rx_bytes += q.rx_len;
     } else {
-        ++c_.rx_drops;
+        ++q.c.rx_drops;
     }
-    rx_len_ = rx_slots_ = 0;
-    rx_bad_ = false;
+    q.rx_len = q.rx_slots = 0;
+    q.rx_bad = false;
 }
 
-void netfront::process_rx_responses() {
-    for (int n = 0; n < max_responses_per_event && rx_;) {
-        const auto u = rx_->pending_responses();
+void netfront::process_rx_responses(queue& q) {
+    for (int n = 0; n < max_responses_per_event && q.rx;) {
+        const auto u = q.rx->pending_responses();
         if (u.status == ring::ring_status::overflow) return fault("rx rsp_prod beyond the ring");
-        for (std::uint32_t i = 0; i < u.count; ++i, ++n) take_rx_response(rx_->take_response());
-        post_rx_buffers();
-        if (!rx_ || !rx_->final_check_for_responses()) break;
+        for (std::uint32_t i = 0; i < u.count; ++i, ++n) take_rx_response(q, q.rx->take_response());
+        post_rx_buffers(q);
+        if (!q.rx || !q.rx->final_check_for_responses()) break;
     }
 }
 
-bool netfront::send_frame(std::span<const std::byte> frame) {
+bool netfront::send_frame(queue& q, std::span<const std::byte> frame) {
     const std::size_t len = frame.size();
     const unsigned slots = static_cast<unsigned>(std::max<std::size_t>(1, (len + page_size - 1) / page_size));
     if (slots > 1 && (!backend_sg_ || slots > abi::nr_slots_min)) {
-        ++c_.tx_drops;  // too big for what the backend accepts
+        ++q.c.tx_drops;  // too big for what the backend accepts
         return true;
     }
-    if (tx_free_.size() < slots || tx_->free_requests() < slots) return false;
+    if (q.tx_free.size() < slots || q.tx->free_requests() < slots) return false;
     for (unsigned s = 0; s < slots; ++s) {
-        const std::uint16_t id = tx_free_.back();
-        tx_free_.pop_back();
-        auto& b = tx_bufs_[id];
+        const std::uint16_t id = q.tx_free.back();
+        q.tx_free.pop_back();
+        auto& b = q.tx_bufs[id];
         const std::size_t off = s * page_size;
         const std::size_t chunk = std::min(page_size, len - off);
         std::memcpy(b.page.addr, frame.data() + off, chunk);
@@ -154,34 +161,52 @@ bool netfront::send_frame(std::span<const std::byte> frame) {
         r.flags = (s + 1 < slots) ? abi::txf::more_data : 0;
         r.id = id;
         r.size = static_cast<std::uint16_t>(s == 0 ? len : chunk);  // first slot: whole packet
-        tx_->put_request(r);
+        q.tx->put_request(r);
     }
-    ++c_.tx_packets;
-    c_.tx_bytes += len;
+    ++q.c.tx_packets;
+    q.c.tx_bytes += len;
     return true;
+}
+
+std::size_t netfront::pick_queue(std::span<const std::byte> frame) const {
+    return flow_queue(frame, static_cast<unsigned>(queues_.size()));
 }
 
 void netfront::on_port_readable() {
     if (!connected()) return watch_port(false);
-    bool queued = false;
+    std::uint64_t queued = 0;  // bit per queue with new requests (queues <= 64)
+    // A frame held back because its queue ran out of tx buffers goes first.
+    if (held_len_ && !transmit(std::span(held_.data(), held_len_), queued)) return;
+    held_len_ = 0;
     for (int i = 0; i < 64; ++i) {
-        if (tx_free_.empty() || tx_->free_requests() == 0) {
-            watch_port(false);  // resumed when tx responses free buffers
-            break;
-        }
         const long n = port_->recv(scratch_);
         if (n <= 0) break;
-        if (n < static_cast<long>(abi::eth_hlen)) {
-            ++c_.tx_drops;
-            continue;
+        const auto frame = std::span<const std::byte>(scratch_.data(), static_cast<std::size_t>(n));
+        if (!transmit(frame, queued)) {
+            // Backpressure instead of loss: keep the frame, stop reading the
+            // port until tx responses free buffers on that queue.
+            std::copy(frame.begin(), frame.end(), held_.begin());
+            held_len_ = frame.size();
+            break;
         }
-        if (!send_frame(std::span(scratch_.data(), static_cast<std::size_t>(n)))) {
-            ++c_.tx_drops;  // not enough buffers for a multi-slot frame right now
-            continue;
-        }
-        queued = true;
     }
-    if (queued && tx_->push_requests()) notify(tx_port_);
+    for (std::size_t i = 0; i < queues_.size(); ++i)
+        if ((queued >> i & 1u) && queues_[i].tx->push_requests()) notify(queues_[i], queues_[i].tx_port);
+}
+
+bool netfront::transmit(std::span<const std::byte> frame, std::uint64_t& queued) {
+    const std::size_t qi = pick_queue(frame);
+    queue& q = queues_[qi];
+    if (frame.size() < abi::eth_hlen) {
+        ++q.c.tx_drops;  // runt
+        return true;
+    }
+    if (!send_frame(q, frame)) {
+        watch_port(false);  // resumed by process_tx_responses()
+        return false;
+    }
+    queued |= std::uint64_t{1} << qi;
+    return true;
 }
 
 }  // namespace vifkit::core

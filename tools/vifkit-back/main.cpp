@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
         "moving packets between the guest's rings and a host port."};
     std::string broker, store_sock, mode = "copy", port_tmpl = "tap:vif{domid}.{devid}", pcap_tmpl;
     std::string stats_file, log_level = "info";
-    unsigned domid = 0, batch = 32;
+    unsigned domid = 0, batch = 32, max_queues = 4, static_per_queue = 1024, static_per_vif = 4096;
+    bool no_ctrl_ring = false, no_static = false;
     std::size_t mem_pages = 256;
     app.add_option("--broker", broker, "Emulated Xen: broker socket of vifkit-xenstored")->required();
     app.add_option("--store", store_sock, "xenstored socket (sets XENSTORED_PATH)");
@@ -30,6 +31,14 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--pcap", pcap_tmpl, "Capture each vif's host side to this pcap file ({domid}/{devid} substituted)");
     app.add_option("--batch", batch, "Packets per grant batch")->check(CLI::Range(1u, 256u))->capture_default_str();
+    app.add_option("--max-queues", max_queues, "multi-queue-max-queues to advertise (1 = single queue)")
+        ->check(CLI::Range(1u, 64u))->capture_default_str();
+    app.add_flag("--no-ctrl-ring", no_ctrl_ring, "Do not advertise feature-ctrl-ring (no hashing, no static grants)");
+    app.add_flag("--no-static-grants", no_static, "Answer GET/ADD/DEL_GREF_MAPPING with NOT_SUPPORTED");
+    app.add_option("--static-per-queue", static_per_queue, "Static grant mappings allowed per queue")
+        ->check(CLI::Range(0u, 65536u))->capture_default_str();
+    app.add_option("--static-per-vif", static_per_vif, "Static grant mappings allowed per vif")
+        ->check(CLI::Range(0u, 262144u))->capture_default_str();
     app.add_option("--mem-pages", mem_pages, "Guest memory of our emulated domain, in pages")->capture_default_str();
     app.add_option("--stats-file", stats_file, "Write stats JSON here on SIGUSR1 and at exit ('-' = stdout)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
@@ -51,6 +60,11 @@ int main(int argc, char** argv) {
         cfg.port_template = port_tmpl;
         cfg.pcap_template = pcap_tmpl;
         cfg.batch = batch;
+        cfg.max_queues = max_queues;
+        cfg.ctrl_ring = !no_ctrl_ring;
+        cfg.static_grants.enabled = !no_static;
+        cfg.static_grants.per_queue = static_per_queue;
+        cfg.static_grants.per_vif = static_per_vif;
         core::netback nb(loop, svc, *store, cfg);
         auto dump = [&] {
             auto j = nb.stats();

@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
     std::string broker, store_sock, port = "tap:eth0", pcap, stats_file, log_level = "info";
     unsigned domid = 1, devid = 0, rx_buffers = 256, tx_buffers = 256;
     std::size_t mem_pages = 1024;
-    bool no_split = false;
+    bool no_split = false, no_ctrl_ring = false, no_static = false;
+    unsigned queues = 1;
     app.add_option("--broker", broker, "Emulated Xen: broker socket of vifkit-xenstored")->required();
     app.add_option("--store", store_sock, "xenstored socket (sets XENSTORED_PATH)");
     app.add_option("--domid", domid, "Our (guest) domain id")->check(CLI::Range(1u, 0x7FEFu))->capture_default_str();
@@ -29,6 +30,10 @@ int main(int argc, char** argv) {
     app.add_option("--tx-buffers", tx_buffers, "tx page pool")->check(CLI::Range(1u, 256u))->capture_default_str();
     app.add_option("--mem-pages", mem_pages, "Guest memory, in pages")->capture_default_str();
     app.add_flag("--no-split-event-channels", no_split, "Use one event channel even if the backend offers two");
+    app.add_option("--queues", queues, "Queues wanted (capped by the backend's multi-queue-max-queues)")
+        ->check(CLI::Range(1u, 64u))->capture_default_str();
+    app.add_flag("--no-ctrl-ring", no_ctrl_ring, "Do not create a control ring even if the backend offers one");
+    app.add_flag("--no-static-grants", no_static, "Do not register the page pools as static grants");
     app.add_option("--stats-file", stats_file, "Write stats JSON here on SIGUSR1 and at exit ('-' = stdout)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
     app.footer("Signals: SIGTERM/SIGINT close the vif cleanly; SIGUSR1 writes stats; SIGHUP reconnects.");
@@ -52,6 +57,9 @@ int main(int argc, char** argv) {
         cfg.rx_buffers = rx_buffers;
         cfg.tx_buffers = tx_buffers;
         cfg.use_split_event_channels = !no_split;
+        cfg.queues = queues;
+        cfg.ctrl_ring = !no_ctrl_ring;
+        cfg.static_grants = !no_static;
         core::netfront nf(loop, svc, *store, cfg);
         auto dump = [&] {
             auto j = nf.stats();

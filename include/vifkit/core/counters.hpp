@@ -15,6 +15,9 @@ struct queue_counters {
     // grant operations (each op counts, batches separately)
     std::uint64_t grant_maps = 0, grant_unmaps = 0, grant_copies = 0, copy_batches = 0;
     std::uint64_t grant_errors = 0;
+    // static grants: slots served through a persistent mapping (no grant op),
+    // and rx slots that had to fall back to a copy (read-only mapping)
+    std::uint64_t static_hits = 0, static_fallbacks = 0;
     // event channel traffic
     std::uint64_t notifies_sent = 0, events_received = 0;
     // peer misbehaviour
@@ -33,6 +36,7 @@ inline void to_json(nlohmann::json& j, const queue_counters& c) {
         {"grant_maps", c.grant_maps},     {"grant_unmaps", c.grant_unmaps},
         {"grant_copies", c.grant_copies}, {"copy_batches", c.copy_batches},
         {"grant_errors", c.grant_errors}, {"notifies_sent", c.notifies_sent},
+        {"static_hits", c.static_hits},   {"static_fallbacks", c.static_fallbacks},
         {"events_received", c.events_received}, {"peer_faults", c.peer_faults},
         {"bad_responses", c.bad_responses}, {"rx_stalls", c.rx_stalls},
         {"backlog_drops", c.backlog_drops},

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vifkit/ctrl/backend_handler.hpp"
 #include "vifkit/io/packet_port.hpp"
 #include "vifkit/platform/platform.hpp"
 #include "vifkit/platform/store.hpp"
@@ -38,6 +39,9 @@ struct netback_config {
     unsigned batch = 32;              // packets per grant batch
     bool feature_sg = true;           // advertise feature-sg (multi-slot tx and rx)
     bool split_event_channels = true; // advertise feature-split-event-channels
+    unsigned max_queues = 4;          // multi-queue-max-queues (1 = do not advertise)
+    bool ctrl_ring = true;            // advertise feature-ctrl-ring (hashing, static grants)
+    ctrl::static_grant_limits static_grants;  // GET/ADD/DEL_GREF_MAPPING; enabled = false -> NOT_SUPPORTED
 };
 
 class netback_vif;

@@ -20,6 +20,7 @@
 
 #include "vifkit/abi/xenbus.hpp"
 #include "vifkit/core/counters.hpp"
+#include "vifkit/ctrlfront/ctrl_client.hpp"
 #include "vifkit/io/packet_port.hpp"
 #include "vifkit/platform/platform.hpp"
 #include "vifkit/platform/store.hpp"
@@ -36,6 +37,9 @@ struct netfront_config {
     unsigned rx_buffers = 256;             // pages posted to the rx ring (<= ring size)
     unsigned tx_buffers = 256;             // tx page pool (<= ring size)
     bool use_split_event_channels = true;  // if the backend offers them
+    unsigned queues = 1;                   // wanted; capped by multi-queue-max-queues
+    bool ctrl_ring = true;                 // create the control ring if the backend offers one
+    bool static_grants = true;             // register the page pools with ADD_GREF_MAPPING
 };
 
 class netfront {
@@ -56,30 +60,72 @@ public:
     [[nodiscard]] abi::xenbus_state state() const { return state_; }
     [[nodiscard]] nlohmann::json stats() const;
 
+    // Send one control message (for vifkit-ctl). `page`, if not empty, is copied
+    // into a freshly granted page whose gref replaces data[page_arg]; the callback
+    // then gets that page's bytes as the backend left them. False if there is no
+    // control ring or it is full.
+    using ctrl_reply = std::function<void(const abi::ctrl_response&, std::vector<std::uint8_t> page_after)>;
+    bool send_ctrl(std::uint16_t type, std::array<std::uint32_t, 3> data, std::vector<std::uint8_t> page,
+                   unsigned page_arg, bool page_writable, std::chrono::milliseconds timeout, ctrl_reply cb);
+
 private:
     struct buffer {
         platform::shared_page page;
         bool in_flight = false;
+    };
+    // One queue: its own rings, event channels and page pools (netif-spec §5.1 queue-N).
+    struct queue {
+        platform::shared_page ring_pages[2]{};  // tx, rx
+        bool rings_granted = false;
+        std::optional<ring::front_ring<ring::tx_ring_types>> tx;
+        std::optional<ring::front_ring<ring::rx_ring_types>> rx;
+        evtchn_port_t tx_port = 0, rx_port = 0;  // equal when not split
+        bool ports_bound = false;
+        std::vector<buffer> tx_bufs, rx_bufs;
+        std::vector<std::uint16_t> tx_free;  // free tx buffer ids
+        // partially received rx chain (frame assembled from several slots)
+        std::vector<std::byte> rx_frame;
+        std::uint32_t rx_len = 0;
+        unsigned rx_slots = 0;       // data slots in the current chain
+        bool rx_bad = false;         // current chain had an error: drop it at its end
+        bool rx_in_chain = false;    // more_data seen, chain continues
+        bool rx_extra_next = false;  // next slot is an extra_info
+        std::vector<grant_ref_t> static_refs;  // pool grefs the backend keeps mapped
+        std::size_t static_next = 0;           // next pool page to register
+        bool static_done = false;
+        queue_counters c;
     };
     void on_backend_changed();
     void on_watch();
     void on_event_channel();
     void set_state(abi::xenbus_state s);
     bool connect();
-    bool grant_pages();
+    bool setup_queue(queue& q, bool split);
     bool write_keys();
+    bool write_queue_keys(const queue& q, const std::string& dir, platform::xs_tx t);
     void disconnect();
     void release_grants();
     void fault(const char* why);
-    void post_rx_buffers();
-    void process_tx_responses();
-    void process_rx_responses();
-    void take_rx_response(const abi::rx_response& r);
-    void finish_rx_chain();
+    void post_rx_buffers(queue& q);
+    void process_tx_responses(queue& q);
+    void process_rx_responses(queue& q);
+    void take_rx_response(queue& q, const abi::rx_response& r);
+    void finish_rx_chain(queue& q);
     void on_port_readable();
-    bool send_frame(std::span<const std::byte> frame);
+    bool send_frame(queue& q, std::span<const std::byte> frame);
+    bool transmit(std::span<const std::byte> frame, std::uint64_t& queued);
+    [[nodiscard]] std::size_t pick_queue(std::span<const std::byte> frame) const;
     void watch_port(bool on);
-    void notify(evtchn_port_t port);
+    // control ring and static grants (netfront_ctrl.cpp)
+    bool setup_ctrl();
+    void teardown_ctrl();
+    void on_ctrl_event();
+    void flush_ctrl();
+    void register_static(std::size_t qi);
+    void add_static_batch(std::size_t qi, std::uint32_t free);
+    void unregister_static(std::chrono::milliseconds wait);
+    [[nodiscard]] std::size_t static_registered() const;
+    void notify(queue& q, evtchn_port_t port);
 
     util::event_loop& loop_;
     platform::services& svc_;
@@ -91,26 +137,19 @@ private:
     bool connected_ = false, backend_connected_ = false, backend_sg_ = false;
     bool port_watched_ = false, started_ = false, reconnect_pending_ = false;
     std::unique_ptr<io::packet_port> port_;
-    // shared state with the backend
-    platform::shared_page ring_pages_[2]{};  // tx, rx
-    bool rings_granted_ = false;
-    std::optional<ring::front_ring<ring::tx_ring_types>> tx_;
-    std::optional<ring::front_ring<ring::rx_ring_types>> rx_;
-    evtchn_port_t tx_port_ = 0, rx_port_ = 0;
-    bool ports_bound_ = false;
-    std::vector<buffer> tx_bufs_, rx_bufs_;
-    std::vector<std::uint16_t> tx_free_;  // free tx buffer ids
-    // partially received rx chain (frame assembled from several slots)
-    std::vector<std::byte> rx_frame_;
-    std::uint32_t rx_len_ = 0;
-    unsigned rx_slots_ = 0;       // data slots in the current chain
-    bool rx_bad_ = false;         // current chain had an error: drop it at its end
-    bool rx_in_chain_ = false;    // more_data seen, chain continues
-    bool rx_extra_next_ = false;  // next slot is an extra_info
+    std::vector<queue> queues_;
+    platform::shared_page ctrl_page_{}, list_page_{};
+    bool ctrl_granted_ = false;
+    std::optional<ctrlfront::ctrl_client> ctrl_;
+    evtchn_port_t ctrl_port_ = 0;
+    bool ctrl_bound_ = false;
+    int timer_fd_ = -1;  // periodic: control request timeouts
+    bool static_fallback_ = false;  // backend said NOT_SUPPORTED / 0: ordinary grants only
     std::vector<std::byte> scratch_;
-    queue_counters c_;
-    std::uint64_t leaked_pages_ = 0;
-    std::uint64_t connects_ = 0;  // handshakes completed (reconnects = connects - 1)  // grants the backend would not release (XSA-396)
+    std::vector<std::byte> held_;  // a guest frame waiting for tx buffers
+    std::size_t held_len_ = 0;
+    std::uint64_t leaked_pages_ = 0;  // grants the backend would not release (XSA-396)
+    std::uint64_t connects_ = 0;      // handshakes completed (reconnects = connects - 1)
     util::rate_limited log_limit_;
 };
 

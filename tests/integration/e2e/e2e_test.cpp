@@ -41,9 +41,11 @@ const nlohmann::json* find_vif(const nlohmann::json& back, unsigned guest) {
     return nullptr;
 }
 
-TEST(EndToEnd, HundredThousandPacketsEachWayCopyMode) {
+TEST(EndToEnd, HundredThousandPacketsEachWayCopyModeStaticGrantsOff) {
+    // Backend started with static grants disabled: the frontend falls back to
+    // ordinary grants and every slot costs one grant copy.
     emu_env env;
-    child back = env.start_backend({"--mode", "copy"});
+    child back = env.start_backend({"--mode", "copy", "--no-static-grants"});
     auto v = bring_up(env, 1);
     ASSERT_TRUE(v.host && v.guest);
     constexpr std::uint64_t n = 100000;
@@ -60,12 +62,51 @@ TEST(EndToEnd, HundredThousandPacketsEachWayCopyMode) {
     EXPECT_EQ(q["grant_errors"], 0);
     // Copy mode: one grant copy per slot (one slot per frame here), in batches.
     EXPECT_EQ(q["grant_copies"], 2 * n);
+    EXPECT_EQ(q["static_hits"], 0);
     EXPECT_LT(q["copy_batches"].get<std::uint64_t>(), 2 * n);
+    auto fst = env.stats(v.front, "front1");
+    ASSERT_TRUE(fst);
+    EXPECT_EQ((*fst)["static_fallback"], true);
+    EXPECT_EQ((*fst)["static_grants"], 0);
+}
+
+TEST(EndToEnd, HundredThousandPacketsEachWayStaticGrantsZeroGrantOps) {
+    emu_env env;
+    child back = env.start_backend();
+    auto v = bring_up(env, 1);
+    ASSERT_TRUE(v.host && v.guest);
+    // The frontend registers its pools after Connected: wait for it.
+    bool registered = false;
+    for (int i = 0; i < 100 && !registered; ++i) {
+        auto fst = env.stats(v.front, "front1");
+        registered = fst && (*fst)["static_grants"] == 512;
+        if (!registered) std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_TRUE(registered) << env.log("front1") << env.log("back");
+    auto before = env.stats(back, "back");
+    ASSERT_TRUE(before);
+    const auto& q0 = (*find_vif(*before, 1))["queues"][0];
+    constexpr std::uint64_t n = 100000;
+    expect_clean(pump(*v.guest, *v.host, n, 12), n);
+    expect_clean(pump(*v.host, *v.guest, n, 23), n);
+    auto st = env.stats(back, "back");
+    ASSERT_TRUE(st);
+    const auto& q = (*find_vif(*st, 1))["queues"][0];
+    EXPECT_EQ(q["tx_packets"], n);
+    EXPECT_EQ(q["rx_packets"], n);
+    // Fast path: every slot served by a persistent mapping, no grant operation.
+    EXPECT_EQ(q["static_hits"], 2 * n);
+    EXPECT_EQ(q["static_fallbacks"], 0);
+    EXPECT_EQ(q["grant_copies"], q0["grant_copies"]);
+    EXPECT_EQ(q["grant_maps"], q0["grant_maps"]);
+    EXPECT_EQ(q["grant_unmaps"], q0["grant_unmaps"]);
+    const auto& ctrl = (*find_vif(*st, 1))["ctrl"];
+    EXPECT_EQ(ctrl["static_grants"]["mapped"], 512) << ctrl.dump();
 }
 
 TEST(EndToEnd, MapModeCarriesTrafficAndUnmapsEverything) {
     emu_env env;
-    child back = env.start_backend({"--mode", "map"});
+    child back = env.start_backend({"--mode", "map", "--no-static-grants"});
     auto v = bring_up(env, 1);
     ASSERT_TRUE(v.host && v.guest);
     constexpr std::uint64_t n = 20000;
@@ -74,9 +115,9 @@ TEST(EndToEnd, MapModeCarriesTrafficAndUnmapsEverything) {
     auto st = env.stats(back, "back");
     ASSERT_TRUE(st);
     const auto& q = (*find_vif(*st, 1))["queues"][0];
-    EXPECT_EQ(q["grant_maps"].get<std::uint64_t>(), n + 2);  // + the two ring pages
+    EXPECT_EQ(q["grant_maps"].get<std::uint64_t>(), n + 3);  // + tx, rx and ctrl ring pages
     EXPECT_EQ(q["grant_unmaps"].get<std::uint64_t>(), n);    // rings still mapped
-    EXPECT_EQ((*st)["grant_mappings"], 2);
+    EXPECT_EQ((*st)["grant_mappings"], 3);
 }
 
 TEST(EndToEnd, FrontendReconnectsAfterSighupAndAfterRestart) {
@@ -126,7 +167,7 @@ TEST(EndToEnd, KillNineFrontendLeavesNothingMappedAndOtherVifKeepsServing) {
     ASSERT_TRUE(before);
     const auto maps_per_vif = (*before)["grant_mappings"].get<int>() / 2;
     const auto ports_per_vif = (*before)["event_channels"].get<int>() / 2;
-    EXPECT_EQ(maps_per_vif, 2);
+    EXPECT_GE(maps_per_vif, 3);  // tx + rx + ctrl rings, plus static grants once registered
     EXPECT_GE(ports_per_vif, 1);
     a.front.signal(SIGKILL);
     ASSERT_TRUE(a.front.wait(5s));
