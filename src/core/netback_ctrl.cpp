@@ -99,14 +99,18 @@ void netback_vif::process_ctrl() {
 
 void netback_vif::process_ctrl_deferred(backend_queue&) { process_ctrl(); }
 
-unsigned netback_vif::steer(std::span<const std::byte> frame) const {
-    if (queues_.size() == 1) return 0;
-    if (handler_) {
-        const auto s = handler_->select_queue(frame);
-        if (s.has_hash || s.queue != 0) return s.queue < queues_.size() ? s.queue : 0;
+ctrl::backend_handler::steer netback_vif::steer(std::span<const std::byte> frame) const {
+    // The frontend configured hashing on the control ring: its algorithm and
+    // mapping decide, and the hash goes to the guest in an rx HASH extra.
+    if (handler_ && handler_->hash_algorithm() != ctrl::hash_algorithm::none) {
+        auto s = handler_->select_queue(frame);
+        if (s.queue >= queues_.size()) s.queue = 0;
+        return s;
     }
-    // Hashing not configured by the frontend: our own per-flow choice.
-    return flow_queue(frame, static_cast<unsigned>(queues_.size()));
+    // Otherwise our own per-flow choice (the sender's, netif-spec §5.1).
+    ctrl::backend_handler::steer s;
+    s.queue = flow_queue(frame, static_cast<unsigned>(queues_.size()));
+    return s;
 }
 
 }  // namespace vifkit::core

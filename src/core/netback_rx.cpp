@@ -4,6 +4,7 @@
 // it needs are posted (stall detection compares against the slots needed,
 // XSA-392); each queue's backlog is capped in bytes.
 #include <algorithm>
+#include <cstring>
 
 #include "netback_vif.hpp"
 
@@ -29,7 +30,8 @@ std::size_t netback_vif::pull_from_port() {
         const long n = port_->recv(scratch_);
         if (n <= 0) break;
         const auto frame = std::span<const std::byte>(scratch_.data(), static_cast<std::size_t>(n));
-        backend_queue& q = queues_[steer(frame)];
+        const auto st = steer(frame);
+        backend_queue& q = queues_[st.queue];
         if (backlog_full(q)) {
             ++q.c.backlog_drops;
             continue;
@@ -37,6 +39,9 @@ std::size_t netback_vif::pull_from_port() {
         frame_buf f;
         f.data.assign(frame.begin(), frame.end());
         f.len = static_cast<std::uint32_t>(n);
+        f.has_hash = st.has_hash;
+        f.hash_type = st.extra_type;
+        f.hash = st.hash;
         q.rx_backlog_bytes += f.len;
         q.rx_backlog.push_back(std::move(f));
         ++got;
@@ -79,8 +84,9 @@ bool netback_vif::rx_round(backend_queue& q) {
     ctrl::gref_table* static_tbl = static_table(q);
     std::uint32_t avail = 0;
     for (auto it = q.rx_backlog.begin(); it != q.rx_backlog.end() && pkt_ops_.size() < cfg_.batch; ++it) {
-        const unsigned need = slots_for(it->len);
-        if (need > 1 && !frontend_sg_) break;  // dropped below, once what precedes it is sent
+        const unsigned data_slots = slots_for(it->len);
+        if (data_slots > 1 && !frontend_sg_) break;  // dropped below, once what precedes it is sent
+        const unsigned need = data_slots + (it->has_hash ? 1u : 0u);  // + HASH extra slot
         if (avail < need) {
             if (!q.rx->wait_for_requests(need)) {
                 ++q.c.rx_stalls;  // woken by the frontend once `need` buffers are posted
@@ -94,11 +100,17 @@ bool netback_vif::rx_round(backend_queue& q) {
             avail = u.count;
         }
         const std::size_t begin = rx_slots_.size();
-        for (unsigned s = 0; s < need; ++s) {
+        for (unsigned s = 0; s < data_slots; ++s) {
             const abi::rx_request r = q.rx->take_request();
             const auto len = static_cast<std::uint16_t>(std::min<std::size_t>(page_size, it->len - s * page_size));
             const std::byte* src = it->data.data() + s * page_size;
-            rx_slots_.push_back({r.id, len, -1});  // response goes to this same slot
+            const std::size_t slot = rx_slots_.size();
+            rx_slots_.push_back({r.id, len, -1, false});  // response goes to this same slot
+            if (s == 0 && it->has_hash) {
+                // The HASH extra follows the first data slot and uses up a request (§4.4).
+                const abi::rx_request x = q.rx->take_request();
+                rx_slots_.push_back({x.id, 0, -1, true});
+            }
             if (static_tbl) {
                 if (auto* e = static_tbl->find(r.gref)) {
                     if (!e->readonly) {  // static grant: write through the persistent mapping
@@ -115,7 +127,7 @@ bool netback_vif::rx_round(backend_queue& q) {
             op.offset = 0;
             op.len = len;
             op.local = const_cast<std::byte*>(src);
-            rx_slots_.back().op = static_cast<int>(copy_ops_.size());
+            rx_slots_[slot].op = static_cast<int>(copy_ops_.size());
             copy_ops_.push_back(op);
         }
         pkt_ops_.push_back({begin, rx_slots_.size()});
@@ -130,15 +142,32 @@ bool netback_vif::rx_round(backend_queue& q) {
         bool ok = true;
         for (std::size_t k = po.begin; k < po.end; ++k)
             ok = ok && (rx_slots_[k].op < 0 || copy_ops_[static_cast<std::size_t>(rx_slots_[k].op)].status == gnt_status::okay);
+        const auto& f = q.rx_backlog.front();
+        std::size_t last_data = po.begin;
+        for (std::size_t k = po.begin; k < po.end; ++k)
+            if (!rx_slots_[k].extra) last_data = k;
         for (std::size_t k = po.begin; k < po.end; ++k) {
+            const rx_slot& sl = rx_slots_[k];
+            if (sl.extra) {
+                abi::extra_info e{};
+                e.type = abi::extra_type::hash;
+                e.u.hash.type = f.hash_type;
+                e.u.hash.algorithm = static_cast<std::uint8_t>(ctrl::hash_algorithm::toeplitz);
+                for (int b = 0; b < 4; ++b) e.u.hash.value[b] = static_cast<std::uint8_t>(f.hash >> (8 * b));  // LSB first
+                abi::rx_response rsp;
+                static_assert(sizeof rsp == sizeof e);
+                std::memcpy(&rsp, &e, sizeof rsp);
+                q.rx->put_response(rsp);
+                continue;
+            }
             abi::rx_response rsp{};
-            rsp.id = rx_slots_[k].id;
+            rsp.id = sl.id;
             rsp.offset = 0;
-            rsp.flags = (k + 1 < po.end) ? abi::rxf::more_data : 0;
-            rsp.status = ok ? static_cast<std::int16_t>(rx_slots_[k].len) : abi::rsp::error;
+            rsp.flags = k < last_data ? abi::rxf::more_data : 0;
+            if (k == po.begin && f.has_hash) rsp.flags |= abi::rxf::extra_info;
+            rsp.status = ok ? static_cast<std::int16_t>(sl.len) : abi::rsp::error;
             q.rx->put_response(rsp);
         }
-        const auto& f = q.rx_backlog.front();
         if (ok) {
             ++q.c.rx_packets;
             q.c.rx_bytes += f.len;

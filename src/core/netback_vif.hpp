@@ -22,6 +22,10 @@ namespace vifkit::core {
 struct frame_buf {
     std::vector<std::byte> data;  // capacity max_tx_size + headroom, allocated once
     std::uint32_t len = 0;
+    // rx only: the Toeplitz hash to hand to the guest in a HASH extra
+    bool has_hash = false;
+    std::uint8_t hash_type = 0;  // extra's type byte (_XEN_NETIF_CTRL_HASH_TYPE_* number)
+    std::uint32_t hash = 0;
 };
 
 struct backend_queue {
@@ -82,7 +86,7 @@ private:
     std::size_t pull_from_port();
     [[nodiscard]] bool backlog_full(const backend_queue& q) const;
     // Queue for a frame from the host (backend -> guest steering).
-    [[nodiscard]] unsigned steer(std::span<const std::byte> frame) const;
+    [[nodiscard]] ctrl::backend_handler::steer steer(std::span<const std::byte> frame) const;
     void on_port_readable();
     void notify(backend_queue& q, evtchn_port_t port);
 
@@ -128,6 +132,7 @@ private:
         std::uint16_t id;   // request id, echoed in the response (same slot)
         std::uint16_t len;  // bytes for this slot
         int op;             // index in copy_ops_, or -1 when served by a static mapping
+        bool extra;         // a HASH extra slot (no data)
     };
     std::vector<rx_slot> rx_slots_;  // slots of the current rx round
 };

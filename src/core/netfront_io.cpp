@@ -34,6 +34,7 @@ void netfront::post_rx_buffers(queue& q) {
     for (std::size_t i = 0; i < q.rx_bufs.size() && q.rx->free_requests() > 0; ++i) {
         auto& b = q.rx_bufs[i];
         if (b.in_flight) continue;
+        q.rx_slot_buf[q.rx->req_prod_pvt() & (ring::rx_ring_types::size - 1)] = static_cast<std::uint16_t>(i);
         q.rx->put_request({static_cast<std::uint16_t>(i), 0, b.page.ref});
         b.in_flight = true;
         ++posted;
@@ -82,22 +83,31 @@ void netfront::process_tx_responses(queue& q) {
     }
 }
 
-void netfront::take_rx_response(queue& q, const abi::rx_response& r) {
-    if (r.id >= q.rx_bufs.size() || !q.rx_bufs[r.id].in_flight) {
-        ++q.c.bad_responses;  // wrong slot / unknown id: never touch that buffer
+void netfront::take_rx_response(queue& q, std::uint32_t slot, const abi::rx_response& r) {
+    // The buffer is the one we posted in this slot; a data response must also
+    // echo its id (a response in the wrong slot is a backend error).
+    const std::uint16_t id = q.rx_slot_buf[slot & (ring::rx_ring_types::size - 1)];
+    if (id >= q.rx_bufs.size() || !q.rx_bufs[id].in_flight) {
+        ++q.c.bad_responses;
         q.rx_bad = true;
-        if (log_limit_.allow()) spdlog::warn("netfront: rx response with unknown id {}", r.id);
+        if (log_limit_.allow()) spdlog::warn("netfront: rx response in a slot with no posted buffer");
         return;
     }
-    auto& b = q.rx_bufs[r.id];
+    auto& b = q.rx_bufs[id];
     b.in_flight = false;  // recycled by post_rx_buffers()
     if (q.rx_extra_next) {
         // An extra_info slot (GSO/hash): its payload is not used by this frontend.
         abi::extra_info e;
         std::memcpy(&e, &r, sizeof e);
+        if (e.type == abi::extra_type::hash) ++q.c.rx_hash_extras;
         q.rx_extra_next = (e.flags & abi::extra_flag::more) != 0;
         if (!q.rx_in_chain && !q.rx_extra_next) finish_rx_chain(q);
         return;
+    }
+    if (r.id != id) {
+        ++q.c.bad_responses;  // data response in the wrong slot
+        q.rx_bad = true;
+        if (log_limit_.allow()) spdlog::warn("netfront: rx response id {} in the slot of buffer {}", r.id, id);
     }
     const bool first = !q.rx_in_chain;
     if (first && (r.flags & abi::rxf::extra_info)) q.rx_extra_next = true;
@@ -133,7 +143,10 @@ void netfront::process_rx_responses(queue& q) {
     for (int n = 0; n < max_responses_per_event && q.rx;) {
         const auto u = q.rx->pending_responses();
         if (u.status == ring::ring_status::overflow) return fault("rx rsp_prod beyond the ring");
-        for (std::uint32_t i = 0; i < u.count; ++i, ++n) take_rx_response(q, q.rx->take_response());
+        for (std::uint32_t i = 0; i < u.count; ++i, ++n) {
+            const std::uint32_t slot = q.rx->next_response_index();
+            take_rx_response(q, slot, q.rx->take_response());
+        }
         post_rx_buffers(q);
         if (!q.rx || !q.rx->final_check_for_responses()) break;
     }

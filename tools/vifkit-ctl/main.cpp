@@ -186,7 +186,11 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_flag("--json", o.json, "Print the raw JSON reply");
     app.footer(footer());
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? exit_success : exit_error;  // --help is 0; usage errors are 2
+    }
 
     util::init_logging("vifkit-ctl", "warn");
     try {

@@ -18,6 +18,7 @@ struct queue_counters {
     // static grants: slots served through a persistent mapping (no grant op),
     // and rx slots that had to fall back to a copy (read-only mapping)
     std::uint64_t static_hits = 0, static_fallbacks = 0;
+    std::uint64_t rx_hash_extras = 0;  // frontend: HASH extras received
     // event channel traffic
     std::uint64_t notifies_sent = 0, events_received = 0;
     // peer misbehaviour
@@ -37,6 +38,7 @@ inline void to_json(nlohmann::json& j, const queue_counters& c) {
         {"grant_copies", c.grant_copies}, {"copy_batches", c.copy_batches},
         {"grant_errors", c.grant_errors}, {"notifies_sent", c.notifies_sent},
         {"static_hits", c.static_hits},   {"static_fallbacks", c.static_fallbacks},
+        {"rx_hash_extras", c.rx_hash_extras},
         {"events_received", c.events_received}, {"peer_faults", c.peer_faults},
         {"bad_responses", c.bad_responses}, {"rx_stalls", c.rx_stalls},
         {"backlog_drops", c.backlog_drops},

@@ -10,6 +10,7 @@
 // The backend is not trusted either (XSA-391/396/403): responses are copied
 // once and validated; a bad response is counted and the device disconnects.
 #pragma once
+#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -82,6 +83,9 @@ private:
         evtchn_port_t tx_port = 0, rx_port = 0;  // equal when not split
         bool ports_bound = false;
         std::vector<buffer> tx_bufs, rx_bufs;
+        // Buffer posted at each rx ring slot: a response lands in the slot of
+        // its request, and an extra's response carries no id (netif-spec §4.4).
+        std::array<std::uint16_t, ring::rx_ring_types::size> rx_slot_buf{};
         std::vector<std::uint16_t> tx_free;  // free tx buffer ids
         // partially received rx chain (frame assembled from several slots)
         std::vector<std::byte> rx_frame;
@@ -109,7 +113,7 @@ private:
     void post_rx_buffers(queue& q);
     void process_tx_responses(queue& q);
     void process_rx_responses(queue& q);
-    void take_rx_response(queue& q, const abi::rx_response& r);
+    void take_rx_response(queue& q, std::uint32_t slot, const abi::rx_response& r);
     void finish_rx_chain(queue& q);
     void on_port_readable();
     bool send_frame(queue& q, std::span<const std::byte> frame);

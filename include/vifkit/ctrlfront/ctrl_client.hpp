@@ -32,8 +32,9 @@ public:
     // Gets the backend's response (copied, validated: id and type match the
     // request), or a synthesized one with status local_status::timeout /
     // local_status::cancelled and data 0. Called exactly once per accepted
-    // send(). A callback may call send(), flush(), expire() and cancel_all();
-    // it must not destroy the client.
+    // send(). A callback may call send(), flush(), expire() and cancel_all()
+    // (on_event() from a callback returns true and does nothing: the running
+    // call goes on); it must not destroy the client.
     using callback = std::function<void(const abi::ctrl_response&)>;
 
     static constexpr std::uint32_t ring_size = ring::ctrl_ring_types::size;  // 128

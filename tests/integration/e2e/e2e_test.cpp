@@ -149,6 +149,7 @@ TEST(EndToEnd, FrontendReconnectsAfterSighupAndAfterRestart) {
     EXPECT_EQ((*st)["event_channels"], 0);
     // A new frontend process for the same guest (re-attached by the toolstack) connects again.
     v.guest.reset();
+    v.host.reset();  // a stale driver connection would keep receiving the backend's frames
     auto v2 = bring_up(env, 1);
     ASSERT_TRUE(v2.host && v2.guest);
     expect_clean(pump(*v2.guest, *v2.host, 2000, 4), 2000);

@@ -214,6 +214,10 @@ TEST_F(vifkit_ctl_test, usage_errors_exit_2) {
     EXPECT_EQ(r.status, 2);
     r = run_ctl(with_socket({"set_hash_flags", "1", "2", "3", "4"}));
     EXPECT_EQ(r.status, 2);
+    r = run_ctl(with_socket({}));  // no command
+    EXPECT_EQ(r.status, 2);
+    r = run_ctl(with_socket({"stats", "--page-arg", "5"}));
+    EXPECT_EQ(r.status, 2);
     r = run_ctl({"--socket", dir.file("missing.sock"), "stats"});
     EXPECT_EQ(r.status, 2);
     EXPECT_NE(r.err.find("cannot connect"), std::string::npos) << r.err;
