@@ -2,10 +2,9 @@
 #include "vifkit/core/netfront.hpp"
 
 #include <fmt/format.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "vifkit/core/xenbus_fsm.hpp"
 #include "vifkit/wire/xs_values.hpp"
@@ -46,21 +45,7 @@ bool netfront::start() {
         return false;
     }
     started_ = true;
-    // Control requests time out (a backend that never answers must not hang us).
-    timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (timer_fd_ >= 0) {
-        const itimerspec its{{0, 100'000'000}, {0, 100'000'000}};
-        ::timerfd_settime(timer_fd_, 0, &its, nullptr);
-        loop_.add(timer_fd_, [this] {
-            std::uint64_t ticks;
-            while (::read(timer_fd_, &ticks, sizeof ticks) == sizeof ticks) {
-            }
-            if (ctrl_) {
-                ctrl_->expire(std::chrono::steady_clock::now());
-                flush_ctrl();
-            }
-        });
-    }
+    if (!cfg_.ctl_socket.empty()) start_ctl_socket();
     loop_.add(svc_.evtchn->fd(), [this] { on_event_channel(); });
     loop_.add(store_.fd(), [this] { on_watch(); });
     set_state(xenbus_state::initialising);
@@ -163,17 +148,26 @@ bool netfront::setup_queue(queue& q, bool split) {
     q.tx->init();
     q.rx->init();
     std::vector<platform::shared_page> pages(cfg_.tx_buffers);
-    if (!svc_.sharer->share_pages(back_dom_, pages, false)) return false;  // tx: backend only reads
+    if (!svc_.sharer->share_pages(back_dom_, pages, false)) {  // tx: backend only reads
+        spdlog::error("netfront: cannot grant {} tx pages (guest memory or grant table full?)", pages.size());
+        return false;
+    }
     for (std::size_t i = 0; i < pages.size(); ++i) {
         q.tx_bufs.push_back({pages[i], false});
         q.tx_free.push_back(static_cast<std::uint16_t>(pages.size() - 1 - i));
     }
     pages.assign(cfg_.rx_buffers, {});
-    if (!svc_.sharer->share_pages(back_dom_, pages, true)) return false;  // rx: backend writes
+    if (!svc_.sharer->share_pages(back_dom_, pages, true)) {  // rx: backend writes
+        spdlog::error("netfront: cannot grant {} rx pages (guest memory or grant table full?)", pages.size());
+        return false;
+    }
     for (auto& p : pages) q.rx_bufs.push_back({p, false});
     q.rx_frame.resize(abi::max_tx_size + page_size);
     auto t = svc_.evtchn->alloc_unbound(back_dom_);
-    if (!t) return false;
+    if (!t) {
+        spdlog::error("netfront: cannot allocate an event channel: {}", std::strerror(errno));
+        return false;
+    }
     q.tx_port = q.rx_port = *t;
     q.ports_bound = true;
     if (split) {
@@ -307,11 +301,8 @@ void netfront::shutdown(std::chrono::milliseconds wait) {
     store_.unwatch(back_path_ + "/state", "backend-state");
     loop_.remove(svc_.evtchn->fd());
     loop_.remove(store_.fd());
-    if (timer_fd_ >= 0) {
-        loop_.remove(timer_fd_);
-        ::close(timer_fd_);
-        timer_fd_ = -1;
-    }
+    ctl_server_.reset();
+    bridge_.reset();
     started_ = false;
 }
 

@@ -7,6 +7,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "vifkit/core/netfront.hpp"
@@ -26,15 +27,19 @@ bool netfront::setup_ctrl() {
     list_page_ = pages[1];
     ctrl_granted_ = true;
     ctrl_.emplace(ctrl_page_.addr);
+    ctrl_timer_.emplace(loop_, *ctrl_);
     auto p = svc_.evtchn->alloc_unbound(back_dom_);
     if (!p) return false;
     ctrl_port_ = *p;
     ctrl_bound_ = true;
+    if (bridge_) bridge_->attach(&*ctrl_, &*ctrl_timer_);
     return true;
 }
 
 void netfront::teardown_ctrl() {
-    if (ctrl_) ctrl_->cancel_all();
+    if (ctrl_) ctrl_->cancel_all();  // pending vifkit-ctl replies: CANCELLED, pages released
+    if (bridge_) bridge_->detach();
+    ctrl_timer_.reset();
     ctrl_.reset();
     if (ctrl_bound_) {
         svc_.evtchn->unbind(ctrl_port_);
@@ -43,6 +48,7 @@ void netfront::teardown_ctrl() {
 }
 
 void netfront::flush_ctrl() {
+    if (ctrl_timer_) ctrl_timer_->arm();
     if (ctrl_ && ctrl_->flush() && svc_.evtchn->notify(ctrl_port_) == 0 && !queues_.empty())
         ++queues_[0].c.notifies_sent;
 }
@@ -157,34 +163,31 @@ void netfront::unregister_static(std::chrono::milliseconds wait) {
     (void)pending;
 }
 
-bool netfront::send_ctrl(std::uint16_t type, std::array<std::uint32_t, 3> data, std::vector<std::uint8_t> page,
-                         unsigned page_arg, bool page_writable, std::chrono::milliseconds timeout, ctrl_reply cb) {
-    if (!ctrl_ || page_arg > 2 || page.size() > page_size) return false;
-    platform::shared_page pg{};
-    if (!page.empty()) {
-        if (!svc_.sharer->share_pages(back_dom_, std::span(&pg, 1), page_writable)) return false;
-        std::memcpy(pg.addr, page.data(), page.size());
-        data[page_arg] = pg.ref;
-    }
-    const bool sent = ctrl_->send(type, data,
-                                  [this, pg, cb = std::move(cb)](const abi::ctrl_response& r) {
-                                      std::vector<std::uint8_t> after;
-                                      if (pg.addr) {
-                                          const auto* b = static_cast<const std::uint8_t*>(pg.addr);
-                                          after.assign(b, b + page_size);
-                                          gnt_status st;
-                                          if (svc_.sharer->unshare(std::span(&pg, 1), std::span(&st, 1)) != 1)
-                                              ++leaked_pages_;  // still mapped by the backend
-                                      }
-                                      cb(r, std::move(after));
-                                  },
-                                  timeout);
-    if (!sent && pg.addr) {
+void netfront::start_ctl_socket() {
+    ctrlfront::ctl_bridge::hooks h;
+    h.grant_page = [this](bool writable) -> std::optional<ctrlfront::ctl_bridge::granted_page> {
+        platform::shared_page pg{};
+        if (!svc_.sharer->share_pages(back_dom_, std::span(&pg, 1), writable)) return std::nullopt;
+        ctl_pages_.push_back(pg);
+        return ctrlfront::ctl_bridge::granted_page{pg.ref, {static_cast<std::uint8_t*>(pg.addr), page_size}};
+    };
+    h.release_page = [this](std::uint32_t gref) {
+        auto it = std::find_if(ctl_pages_.begin(), ctl_pages_.end(), [gref](const auto& p) { return p.ref == gref; });
+        if (it == ctl_pages_.end()) return;
         gnt_status st;
-        svc_.sharer->unshare(std::span(&pg, 1), std::span(&st, 1));
-    }
-    flush_ctrl();
-    return sent;
+        if (svc_.sharer->unshare(std::span(&*it, 1), std::span(&st, 1)) != 1) {
+            ++leaked_pages_;  // still mapped by the backend: never reuse it (XSA-396)
+            spdlog::warn("netfront: backend still maps vifkit-ctl page gref {}; leaking it", gref);
+        }
+        ctl_pages_.erase(it);
+    };
+    h.notify = [this] {
+        if (ctrl_bound_ && svc_.evtchn->notify(ctrl_port_) == 0 && !queues_.empty()) ++queues_[0].c.notifies_sent;
+    };
+    h.stats = [this] { return stats(); };
+    bridge_ = std::make_unique<ctrlfront::ctl_bridge>(std::move(h));
+    ctl_server_ = std::make_unique<ctrlfront::ctl_server>(loop_, cfg_.ctl_socket, bridge_->handler());
+    spdlog::info("netfront: vifkit-ctl socket {}", cfg_.ctl_socket);
 }
 
 }  // namespace vifkit::core

@@ -15,9 +15,9 @@ int main(int argc, char** argv) {
         "vifkit-front: Xen netif frontend (netfront) in userspace.\n"
         "Runs as emulated guest domain --domid and drives the vif\n"
         "/local/domain/<domid>/device/vif/<devid> written by vifkit-attach."};
-    std::string broker, store_sock, port = "tap:eth0", pcap, stats_file, log_level = "info";
+    std::string broker, store_sock, port = "tap:eth0", pcap, stats_file, log_level = "info", ctl_socket;
     unsigned domid = 1, devid = 0, rx_buffers = 256, tx_buffers = 256;
-    std::size_t mem_pages = 1024;
+    std::size_t mem_pages = 8192;
     bool no_split = false, no_ctrl_ring = false, no_static = false;
     unsigned queues = 1;
     app.add_option("--broker", broker, "Emulated Xen: broker socket of vifkit-xenstored")->required();
@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1u, 64u))->capture_default_str();
     app.add_flag("--no-ctrl-ring", no_ctrl_ring, "Do not create a control ring even if the backend offers one");
     app.add_flag("--no-static-grants", no_static, "Do not register the page pools as static grants");
+    app.add_option("--ctl-socket", ctl_socket, "Serve vifkit-ctl on this unix socket (send control messages by hand)");
     app.add_option("--stats-file", stats_file, "Write stats JSON here on SIGUSR1 and at exit ('-' = stdout)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
     app.footer("Signals: SIGTERM/SIGINT close the vif cleanly; SIGUSR1 writes stats; SIGHUP reconnects.");
@@ -42,7 +43,7 @@ int main(int argc, char** argv) {
     util::init_logging("vifkit-front", log_level);
     tools::use_store_socket(store_sock);
     try {
-        auto dom = emu::domain::attach(broker, static_cast<domid_t>(domid), mem_pages, 4096);
+        auto dom = emu::domain::attach(broker, static_cast<domid_t>(domid), mem_pages, 16384);
         auto svc = dom->make_services();
         auto store = platform::store::open();
         if (!store) {
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
         cfg.queues = queues;
         cfg.ctrl_ring = !no_ctrl_ring;
         cfg.static_grants = !no_static;
+        cfg.ctl_socket = ctl_socket;
         core::netfront nf(loop, svc, *store, cfg);
         auto dump = [&] {
             auto j = nf.stats();

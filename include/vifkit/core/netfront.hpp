@@ -21,7 +21,9 @@
 
 #include "vifkit/abi/xenbus.hpp"
 #include "vifkit/core/counters.hpp"
+#include "vifkit/ctrlfront/ctl_bridge.hpp"
 #include "vifkit/ctrlfront/ctrl_client.hpp"
+#include "vifkit/ctrlfront/expiry_timer.hpp"
 #include "vifkit/io/packet_port.hpp"
 #include "vifkit/platform/platform.hpp"
 #include "vifkit/platform/store.hpp"
@@ -41,6 +43,7 @@ struct netfront_config {
     unsigned queues = 1;                   // wanted; capped by multi-queue-max-queues
     bool ctrl_ring = true;                 // create the control ring if the backend offers one
     bool static_grants = true;             // register the page pools with ADD_GREF_MAPPING
+    std::string ctl_socket;                // local socket for vifkit-ctl (empty = none)
 };
 
 class netfront {
@@ -60,14 +63,6 @@ public:
     [[nodiscard]] bool connected() const { return connected_ && backend_connected_; }
     [[nodiscard]] abi::xenbus_state state() const { return state_; }
     [[nodiscard]] nlohmann::json stats() const;
-
-    // Send one control message (for vifkit-ctl). `page`, if not empty, is copied
-    // into a freshly granted page whose gref replaces data[page_arg]; the callback
-    // then gets that page's bytes as the backend left them. False if there is no
-    // control ring or it is full.
-    using ctrl_reply = std::function<void(const abi::ctrl_response&, std::vector<std::uint8_t> page_after)>;
-    bool send_ctrl(std::uint16_t type, std::array<std::uint32_t, 3> data, std::vector<std::uint8_t> page,
-                   unsigned page_arg, bool page_writable, std::chrono::milliseconds timeout, ctrl_reply cb);
 
 private:
     struct buffer {
@@ -145,9 +140,14 @@ private:
     platform::shared_page ctrl_page_{}, list_page_{};
     bool ctrl_granted_ = false;
     std::optional<ctrlfront::ctrl_client> ctrl_;
+    std::optional<ctrlfront::expiry_timer> ctrl_timer_;  // control request timeouts
     evtchn_port_t ctrl_port_ = 0;
     bool ctrl_bound_ = false;
-    int timer_fd_ = -1;  // periodic: control request timeouts
+    // vifkit-ctl: local socket -> bridge -> control ring
+    std::unique_ptr<ctrlfront::ctl_bridge> bridge_;
+    std::unique_ptr<ctrlfront::ctl_server> ctl_server_;
+    std::vector<platform::shared_page> ctl_pages_;  // pages granted for vifkit-ctl requests
+    void start_ctl_socket();
     bool static_fallback_ = false;  // backend said NOT_SUPPORTED / 0: ordinary grants only
     std::vector<std::byte> scratch_;
     std::vector<std::byte> held_;  // a guest frame waiting for tx buffers

@@ -27,7 +27,7 @@ protected:
     }
     grant_ref_t page_with_table(std::span<const std::uint32_t> entries) {
         std::vector<std::uint8_t> b(entries.size() * 4);
-        std::memcpy(b.data(), entries.data(), b.size());
+        if (!b.empty()) std::memcpy(b.data(), entries.data(), b.size());
         return page_with(b);
     }
     void enable_toeplitz(std::uint32_t flags = hash_type::all) {

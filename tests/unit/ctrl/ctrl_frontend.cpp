@@ -212,14 +212,14 @@ std::size_t frontend_process::shared_count() {
 
 void frontend_process::write_list(grant_ref_t page, std::span<const abi::gref_entry> list) {
     std::vector<std::uint8_t> bytes(list.size() * sizeof(abi::gref_entry));
-    std::memcpy(bytes.data(), list.data(), bytes.size());
+    if (!bytes.empty()) std::memcpy(bytes.data(), list.data(), bytes.size());
     write(page, 0, bytes);
 }
 
 std::vector<abi::gref_entry> frontend_process::read_list(grant_ref_t page, std::size_t n) {
     const auto bytes = read(page, 0, static_cast<std::uint16_t>(n * sizeof(abi::gref_entry)));
     std::vector<abi::gref_entry> out(n);
-    std::memcpy(out.data(), bytes.data(), bytes.size());
+    if (!out.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
     return out;
 }
 
