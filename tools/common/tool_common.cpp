@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <stdexcept>
 #include <fstream>
 #include <system_error>
 
@@ -54,6 +56,20 @@ void write_json(const std::string& path, const nlohmann::json& j) {
         }
     }
     if (std::rename(tmp.c_str(), path.c_str()) != 0) spdlog::error("cannot rename {} to {}", tmp, path);
+}
+
+emu_session open_emu(const std::string& broker, domid_t domid, std::size_t mem_pages, std::size_t grant_entries) {
+    emu_session s;
+    s.domain = emu::domain::attach(broker, domid, mem_pages, grant_entries);
+    s.svc = s.domain->make_services();
+    s.store = platform::store::open();
+    if (!s.store) throw std::runtime_error(std::string("cannot connect to xenstored: ") + std::strerror(errno));
+    return s;
+}
+
+void dump_stats(const std::string& path, nlohmann::json j, const char* tool) {
+    j["tool"] = tool;
+    write_json(path.empty() ? "-" : path, j);
 }
 
 }  // namespace vifkit::tools

@@ -7,6 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vifkit/emu/domain.hpp"
+#include "vifkit/platform/platform.hpp"
+#include "vifkit/platform/store.hpp"
 #include "vifkit/util/event_loop.hpp"
 
 namespace vifkit::tools {
@@ -24,5 +27,19 @@ void use_store_socket(const std::string& path);
 
 // Write `j` to `path` atomically (tmp + rename); "-" = stdout. Errors are logged.
 void write_json(const std::string& path, const nlohmann::json& j);
+
+// One process's view of the emulated platform: its domain (registered with
+// the broker), the grant/event services, and a store connection.
+struct emu_session {
+    std::unique_ptr<emu::domain> domain;
+    platform::services svc;
+    std::unique_ptr<platform::store> store;
+};
+// Attach to the broker as `domid` and connect to the store. Throws
+// std::runtime_error with a clear message on failure.
+emu_session open_emu(const std::string& broker, domid_t domid, std::size_t mem_pages, std::size_t grant_entries);
+
+// Stats JSON of a tool: `j` with "tool" added, to `path` ('-' or empty = stdout).
+void dump_stats(const std::string& path, nlohmann::json j, const char* tool);
 
 }  // namespace vifkit::tools

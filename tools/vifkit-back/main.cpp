@@ -47,13 +47,9 @@ int main(int argc, char** argv) {
     util::init_logging("vifkit-back", log_level);
     tools::use_store_socket(store_sock);
     try {
-        auto dom = emu::domain::attach(broker, static_cast<domid_t>(domid), mem_pages, 4096);
-        auto svc = dom->make_services();
-        auto store = platform::store::open();
-        if (!store) {
-            spdlog::error("cannot connect to xenstored: {}", std::strerror(errno));
-            return 1;
-        }
+        auto session = tools::open_emu(broker, static_cast<domid_t>(domid), mem_pages, 4096);
+        auto& svc = session.svc;
+        auto& store = session.store;
         util::event_loop loop;
         core::netback_config cfg;
         cfg.mode = mode == "map" ? core::tx_mode::map : core::tx_mode::copy;
@@ -66,11 +62,7 @@ int main(int argc, char** argv) {
         cfg.static_grants.per_queue = static_per_queue;
         cfg.static_grants.per_vif = static_per_vif;
         core::netback nb(loop, svc, *store, cfg);
-        auto dump = [&] {
-            auto j = nb.stats();
-            j["tool"] = "vifkit-back";
-            tools::write_json(stats_file.empty() ? "-" : stats_file, j);
-        };
+        auto dump = [&] { tools::dump_stats(stats_file, nb.stats(), "vifkit-back"); };
         tools::install_signals(loop, {[&] { loop.stop(); }, dump, {}});
         nb.start();
         spdlog::info("domain {} serving {}/backend/vif", svc.self, store->domain_path(svc.self));

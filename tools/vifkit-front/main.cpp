@@ -43,13 +43,9 @@ int main(int argc, char** argv) {
     util::init_logging("vifkit-front", log_level);
     tools::use_store_socket(store_sock);
     try {
-        auto dom = emu::domain::attach(broker, static_cast<domid_t>(domid), mem_pages, 16384);
-        auto svc = dom->make_services();
-        auto store = platform::store::open();
-        if (!store) {
-            spdlog::error("cannot connect to xenstored: {}", std::strerror(errno));
-            return 1;
-        }
+        auto session = tools::open_emu(broker, static_cast<domid_t>(domid), mem_pages, 16384);
+        auto& svc = session.svc;
+        auto& store = session.store;
         util::event_loop loop;
         core::netfront_config cfg;
         cfg.devid = devid;
@@ -63,11 +59,7 @@ int main(int argc, char** argv) {
         cfg.static_grants = !no_static;
         cfg.ctl_socket = ctl_socket;
         core::netfront nf(loop, svc, *store, cfg);
-        auto dump = [&] {
-            auto j = nf.stats();
-            j["tool"] = "vifkit-front";
-            tools::write_json(stats_file.empty() ? "-" : stats_file, j);
-        };
+        auto dump = [&] { tools::dump_stats(stats_file, nf.stats(), "vifkit-front"); };
         tools::install_signals(loop, {[&] { loop.stop(); }, dump, [&] { nf.reconnect(); }});
         if (!nf.start()) return 1;
         loop.run();
