@@ -59,11 +59,16 @@ void netback_vif::on_port_readable() {
 }
 
 void netback_vif::process_rx(backend_queue& q) {
-    for (int round = 0; round < rounds_per_event; ++round) {
+    int round = 0;
+    for (; round < rounds_per_event; ++round) {
         if (!rx_round(q)) break;
         if (!connected_ || disabled_) return;
     }
     if (!connected_ || disabled_) return;
+    // Budget spent with frames still queued: continue next iteration (no
+    // event may come for them, the port may be empty by now).
+    if (round == rounds_per_event && !q.rx_backlog.empty())
+        defer(&netback_vif::process_rx, static_cast<std::size_t>(&q - queues_.data()));
     // Stop polling the host port while a backlog is full: the kernel queue
     // holds (and eventually drops) the rest; an rx event resumes us.
     const bool full = std::any_of(queues_.begin(), queues_.end(), [this](const auto& x) { return backlog_full(x); });

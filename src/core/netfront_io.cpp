@@ -59,8 +59,27 @@ void netfront::on_event_channel() {
     }
 }
 
+void netfront::defer_responses(queue& q) {
+    // The per-event budget ran out with work left: rsp_event was not re-armed,
+    // so no event will come for it. Continue on the next loop iteration.
+    std::weak_ptr<netfront*> weak = self_;
+    const std::size_t qi = static_cast<std::size_t>(&q - queues_.data());
+    loop_.defer([weak, qi] {
+        auto s = weak.lock();
+        if (!s) return;
+        netfront* nf = *s;
+        if (!nf->connected_ || qi >= nf->queues_.size()) return;
+        nf->process_tx_responses(nf->queues_[qi]);
+        if (nf->connected_) nf->process_rx_responses(nf->queues_[qi]);
+    });
+}
+
 void netfront::process_tx_responses(queue& q) {
-    for (int n = 0; n < max_responses_per_event && q.tx;) {
+    for (int n = 0; q.tx;) {
+        if (n >= max_responses_per_event) {
+            defer_responses(q);
+            break;
+        }
         const auto u = q.tx->pending_responses();
         if (u.status == ring::ring_status::overflow) return fault("tx rsp_prod beyond the ring");
         for (std::uint32_t i = 0; i < u.count; ++i, ++n) {
@@ -140,7 +159,11 @@ void netfront::finish_rx_chain(queue& q) {
 }
 
 void netfront::process_rx_responses(queue& q) {
-    for (int n = 0; n < max_responses_per_event && q.rx;) {
+    for (int n = 0; q.rx;) {
+        if (n >= max_responses_per_event) {
+            defer_responses(q);
+            break;
+        }
         const auto u = q.rx->pending_responses();
         if (u.status == ring::ring_status::overflow) return fault("rx rsp_prod beyond the ring");
         for (std::uint32_t i = 0; i < u.count; ++i, ++n) {

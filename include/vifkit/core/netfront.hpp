@@ -108,6 +108,7 @@ private:
     void post_rx_buffers(queue& q);
     void process_tx_responses(queue& q);
     void process_rx_responses(queue& q);
+    void defer_responses(queue& q);
     void take_rx_response(queue& q, std::uint32_t slot, const abi::rx_response& r);
     void finish_rx_chain(queue& q);
     void on_port_readable();
@@ -155,6 +156,8 @@ private:
     std::uint64_t leaked_pages_ = 0;  // grants the backend would not release (XSA-396)
     std::uint64_t connects_ = 0;      // handshakes completed (reconnects = connects - 1)
     util::rate_limited log_limit_;
+    // Deferred continuations hold a weak reference to us (skipped once we are gone).
+    std::shared_ptr<netfront*> self_ = std::make_shared<netfront*>(this);
 };
 
 }  // namespace vifkit::core
