@@ -18,6 +18,7 @@ netfront::netfront(util::event_loop& loop, platform::services& svc, platform::st
     cfg_.rx_buffers = std::min(cfg_.rx_buffers, ring::rx_ring_types::size);
     cfg_.tx_buffers = std::min(cfg_.tx_buffers, ring::tx_ring_types::size);
     cfg_.queues = std::clamp(cfg_.queues, 1u, 64u);
+    cfg_.response_budget = std::clamp(cfg_.response_budget, 1u, 65536u);
     scratch_.resize(abi::max_tx_size + 1);
     held_.resize(abi::max_tx_size + 1);
 }

@@ -11,7 +11,6 @@
 namespace vifkit::core {
 
 namespace {
-constexpr int max_responses_per_event = 4 * 256;
 constexpr unsigned max_rx_slots = abi::nr_slots_min + 1;
 }  // namespace
 
@@ -76,7 +75,7 @@ void netfront::defer_responses(queue& q) {
 
 void netfront::process_tx_responses(queue& q) {
     for (int n = 0; q.tx;) {
-        if (n >= max_responses_per_event) {
+        if (n >= static_cast<int>(cfg_.response_budget)) {
             defer_responses(q);
             break;
         }
@@ -160,7 +159,7 @@ void netfront::finish_rx_chain(queue& q) {
 
 void netfront::process_rx_responses(queue& q) {
     for (int n = 0; q.rx;) {
-        if (n >= max_responses_per_event) {
+        if (n >= static_cast<int>(cfg_.response_budget)) {
             defer_responses(q);
             break;
         }

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     unsigned domid = 1, devid = 0, rx_buffers = 256, tx_buffers = 256;
     std::size_t mem_pages = 8192;
     bool no_split = false, no_ctrl_ring = false, no_static = false;
-    unsigned queues = 1;
+    unsigned queues = 1, response_budget = 1024;
     app.add_option("--broker", broker, "Emulated Xen: broker socket of vifkit-xenstored")->required();
     app.add_option("--store", store_sock, "xenstored socket (sets XENSTORED_PATH)");
     app.add_option("--domid", domid, "Our (guest) domain id")->check(CLI::Range(1u, 0x7FEFu))->capture_default_str();
@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1u, 64u))->capture_default_str();
     app.add_flag("--no-ctrl-ring", no_ctrl_ring, "Do not create a control ring even if the backend offers one");
     app.add_flag("--no-static-grants", no_static, "Do not register the page pools as static grants");
+    app.add_option("--response-budget", response_budget,
+                   "Ring responses handled per event before yielding to the loop (event-storm bound)")
+        ->check(CLI::Range(1u, 65536u))->capture_default_str();
     app.add_option("--ctl-socket", ctl_socket, "Serve vifkit-ctl on this unix socket (send control messages by hand)");
     app.add_option("--stats-file", stats_file, "Write stats JSON here on SIGUSR1 and at exit ('-' = stdout)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
@@ -58,6 +61,7 @@ int main(int argc, char** argv) {
         cfg.ctrl_ring = !no_ctrl_ring;
         cfg.static_grants = !no_static;
         cfg.ctl_socket = ctl_socket;
+        cfg.response_budget = response_budget;
         core::netfront nf(loop, svc, *store, cfg);
         auto dump = [&] { tools::dump_stats(stats_file, nf.stats(), "vifkit-front"); };
         tools::install_signals(loop, {[&] { loop.stop(); }, dump, [&] { nf.reconnect(); }});

@@ -44,6 +44,7 @@ struct netfront_config {
     bool ctrl_ring = true;                 // create the control ring if the backend offers one
     bool static_grants = true;             // register the page pools with ADD_GREF_MAPPING
     std::string ctl_socket;                // local socket for vifkit-ctl (empty = none)
+    unsigned response_budget = 1024;       // responses handled per event before yielding (XSA-391)
 };
 
 class netfront {
