@@ -16,23 +16,9 @@
 #include "vifkit/abi/netif.hpp"
 #include "vifkit/ring/ring.hpp"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define VIFKIT_RING_TEST_SLOW_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define VIFKIT_RING_TEST_SLOW_SANITIZER 1
-#endif
-#endif
 
 namespace vifkit::ring::test {
 
-// ASan/TSan make every slot write ~20x slower; advance_front() to 2^32 then
-// takes minutes, so the tests that need it skip themselves there.
-#ifdef VIFKIT_RING_TEST_SLOW_SANITIZER
-inline constexpr bool slow_sanitizer = true;
-#else
-inline constexpr bool slow_sanitizer = false;
-#endif
 
 struct page_free {
     void operator()(void* p) const noexcept { std::free(p); }
