@@ -94,11 +94,12 @@ fq = front["queues"][0]
 print(f"backend  vif1.0 ({back['vifs'][0]['state']}): guest tx {q['tx_packets']} pkts {q['tx_bytes']} B, "
       f"guest rx {q['rx_packets']} pkts {q['rx_bytes']} B, drops tx {q['tx_drops']} rx {q['rx_drops']}")
 pk = q['tx_packets'] + q['rx_packets']
-ops = q['grant_copies'] + q['grant_maps'] + q['grant_unmaps']
-print(f"backend  grant copies {q['grant_copies']} in {q['copy_batches']} batches, maps {q['grant_maps']}, "
-      f"unmaps {q['grant_unmaps']}, static-grant hits {q['static_hits']}: "
-      f"{ops / max(pk, 1):.3f} grant ops per packet (incl. setup)")
-print(f"backend  static grants mapped: {back['vifs'][0]['ctrl']['static_grants']['mapped'] if back['vifs'][0].get('ctrl') else 0}")
+sg = (back['vifs'][0].get('ctrl') or {}).get('static_grants', {})
+ops = q['grant_copies'] + q['grant_maps'] + q['grant_unmaps'] + sg.get('maps', 0) + sg.get('unmaps', 0)
+print(f"backend  grant copies {q['grant_copies']} in {q['copy_batches']} batches, maps {q['grant_maps']} (rings), "
+      f"unmaps {q['grant_unmaps']}; static grants: {sg.get('mapped', 0)} kept mapped, "
+      f"{q['static_hits']} slots served through them")
+print(f"backend  {ops / max(pk, 1):.4f} grant operations per packet, setup included")
 print(f"frontend ({front['state']}): tx {fq['tx_packets']} pkts, rx {fq['rx_packets']} pkts, "
       f"errors tx {fq['tx_errors']} rx {fq['rx_errors']}, granted pages {front['granted_pages']}")
 print("full JSON:")
