@@ -39,14 +39,16 @@ int event_loop::run_once(std::chrono::milliseconds timeout) {
         throw std::system_error(errno, std::generic_category(), "epoll_wait");
     }
     int dispatched = 0;
-    for (int i = 0; i < n && !stopped_; ++i) {
+    // stop() only ends run(): run_once() keeps dispatching, so shutdown code can
+    // still drive a last exchange with a peer (e.g. DEL before revoke).
+    for (int i = 0; i < n; ++i) {
         auto it = cbs_.find(evs[i].data.fd);
         if (it == cbs_.end()) continue;  // removed by an earlier callback in this pass
         auto cb = it->second;            // keep alive while it runs
         (*cb)();
         ++dispatched;
     }
-    if (!deferred_.empty() && !stopped_) {
+    if (!deferred_.empty()) {
         std::vector<callback> now;
         now.swap(deferred_);
         for (auto& cb : now) cb();

@@ -21,10 +21,11 @@ public:
     void add(int fd, callback cb);
     // Stop watching `fd`. Safe to call from inside a callback, including fd's own.
     void remove(int fd);
-    // Run callbacks until stop(). Returns after one pass with `timeout` if once = true.
+    // Run callbacks until stop().
     void run();
     // Wait at most `timeout` for events and dispatch them. Returns the number dispatched.
     int run_once(std::chrono::milliseconds timeout);
+    // End run(). run_once() still dispatches (for shutdown sequences).
     void stop() { stopped_ = true; }
     // Run `cb` once, on the next iteration, without waiting for an fd (used to
     // continue work that was cut short by a budget, so one peer cannot hog the loop).

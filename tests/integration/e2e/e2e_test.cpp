@@ -148,8 +148,18 @@ TEST(EndToEnd, FrontendReconnectsAfterSighupAndAfterRestart) {
     ASSERT_TRUE(env.wait_connected(1));
     expect_clean(pump(*v.guest, *v.host, 2000, 2), 2000);
     expect_clean(pump(*v.host, *v.guest, 2000, 3), 2000);
-    // Clean stop: the frontend closes, the backend goes Closed and lets go of everything.
+    // Clean stop: the frontend DELs its static grants, closes, and revokes
+    // everything; the backend goes Closed and lets go of everything.
     v.front.stop();
+    {
+        std::ifstream f(env.stats_path("front1"));  // written at exit
+        auto fin = nlohmann::json::parse(f, nullptr, false);
+        ASSERT_FALSE(fin.is_discarded()) << env.log("front1");
+        EXPECT_EQ(fin["static_grants"], 0) << "DEL before revoke";
+        EXPECT_EQ(fin["leaked_pages"], 0);
+        EXPECT_EQ(fin["granted_pages"], 0);
+        EXPECT_EQ(fin["ctrl"].is_null(), true);  // control ring torn down
+    }
     ASSERT_TRUE(env.wait_value("/local/domain/0/backend/vif/1/0/state", "6", 10s)) << env.log("back");
     auto st = env.stats(back, "back");
     ASSERT_TRUE(st);
