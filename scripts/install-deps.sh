@@ -6,7 +6,7 @@ pkgs=(
   libxen-dev xenstore-utils
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libpcap-dev
-  iproute2 iputils-ping iperf3 gnuplot-nox
+  iproute2 iputils-ping iperf3 gnuplot-nox python3
 )
 missing=()
 for p in "${pkgs[@]}"; do
