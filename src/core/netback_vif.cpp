@@ -99,6 +99,9 @@ void netback_vif::on_frontend_changed() {
     for (std::uint8_t i = 0; i < st.count; ++i) {
         if (st.path[i] == xenbus_state::connected && st.action == fsm_action::connect) {
             if (!connect()) {
+                // Missing or bad frontend keys, rings that cannot be mapped...:
+                // counted as a peer fault (the reason was logged by connect()).
+                ++queues_[0].c.peer_faults;
                 disconnect();
                 set_state(xenbus_state::closing);  // xenbus_dev_fatal
                 return;

@@ -345,6 +345,9 @@ TEST(EndToEnd, BadNumQueuesIsRefusedCleanly) {
         env.store().write(f + "/state", "1");
     }
     EXPECT_NE(env.log("back").find("refusing multi-queue-num-queues"), std::string::npos);
+    auto st = env.stats(back, "back");
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->at("vifs")[0]["queues"][0]["peer_faults"], 3);  // each refusal counted
 }
 
 }  // namespace
