@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <optional>
 
 #include "vifkit/core/netfront.hpp"
 
@@ -134,33 +136,29 @@ void netfront::unregister_static(std::chrono::milliseconds wait) {
     // DEL before revoke: while the backend keeps a page mapped it cannot be
     // revoked (and must never be reused, XSA-396).
     if (!ctrl_ || static_registered() == 0) return;
-    std::size_t pending = 0;
     for (std::size_t qi = 0; qi < queues_.size(); ++qi) {
         auto& refs = queues_[qi].static_refs;
         while (!refs.empty() && ctrl_) {
             const std::size_t n = std::min<std::size_t>(refs.size(), max_list);
             auto* list = static_cast<abi::gref_entry*>(list_page_.addr);
             for (std::size_t i = 0; i < n; ++i) list[i] = {refs[refs.size() - n + i], 0, 0};
-            bool done = false;
-            ++pending;
+            // Shared with the callback: after a timeout it may still run later
+            // (cancel_all() at teardown), when this frame is gone.
+            auto status = std::make_shared<std::optional<std::uint32_t>>();
             if (!ctrl_->send(abi::ctrl_type::del_gref_mapping,
                              {static_cast<std::uint32_t>(qi), list_page_.ref, static_cast<std::uint32_t>(n)},
-                             [&done, &pending](const abi::ctrl_response&) {
-                                 done = true;
-                                 --pending;
-                             })) {
-                --pending;
+                             [status](const abi::ctrl_response& r) { *status = r.status; }))
                 break;
-            }
             flush_ctrl();
             const auto deadline = std::chrono::steady_clock::now() + wait;
-            while (!done && ctrl_ && std::chrono::steady_clock::now() < deadline)
+            while (!*status && ctrl_ && std::chrono::steady_clock::now() < deadline)
                 loop_.run_once(std::chrono::milliseconds(10));
-            if (!done) break;  // backend does not answer: the revoke below reports what it still maps
+            // No answer or a failure: keep the refs recorded; the revoke that
+            // follows reports (and leaks) whatever the backend still maps.
+            if (*status != abi::ctrl_status::success) break;
             refs.resize(refs.size() - n);
         }
     }
-    (void)pending;
 }
 
 void netfront::start_ctl_socket() {
