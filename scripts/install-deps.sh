@@ -2,7 +2,7 @@
 # Install vifkit's build and test dependencies from Debian (12+), if missing.
 set -euo pipefail
 pkgs=(
-  build-essential cmake ninja-build pkg-config
+  build-essential clang cmake ninja-build pkg-config
   libxen-dev xenstore-utils
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libpcap-dev

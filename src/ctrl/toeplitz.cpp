@@ -43,7 +43,7 @@ namespace ipproto {
 constexpr std::uint8_t hopopts = 0;
 constexpr std::uint8_t tcp = 6;
 constexpr std::uint8_t routing = 43;
-constexpr std::uint8_t fragment = 44;
+[[maybe_unused]] constexpr std::uint8_t fragment = 44;  // never walked through: ends the chain
 constexpr std::uint8_t ah = 51;
 constexpr std::uint8_t dstopts = 60;
 }  // namespace ipproto

@@ -245,6 +245,7 @@ TEST(Spec4_3_TxDecoderProperty, RandomWindowsKeepInvariants) {
         const tx_limits lim = g.limits();
         const testing::tx_window w = g.window();
         const tx_decode d = decode_tx_packet(w.span(), lim);
+        if (it < 24) testing::maybe_write_corpus(w.span(), lim);  // a few random fuzz seeds
         std::string why = check(w.span(), lim, d);
         if (why.empty() && (d.verdict == tx_verdict::ok || d.verdict == tx_verdict::drop)) {
             // The verdict depends only on the slots it consumed.

@@ -1,5 +1,5 @@
 // Test helpers for wire::decode_tx_packet: a builder for private request
-// windows (netif-spec §4.3) and an optional seed-corpus writer for fuzzing.
+// windows (netif-spec §4.3) and the seed-corpus writer for fuzz_tx_decoder.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_seed.hpp"
 #include "vifkit/abi/netif.hpp"
 #include "vifkit/wire/tx_decoder.hpp"
 
@@ -105,28 +106,20 @@ inline abi::extra_info raw_extra(std::uint8_t type, std::uint8_t flags = 0) {
     return e;
 }
 
-// Seed corpus for a future fuzzer: only when VIFKIT_WRITE_CORPUS names a
-// directory. File format: one byte of limits (bit0 gso_tcpv4, bit1 gso_tcpv6,
-// bit2 multicast_control), then the window's raw 12-byte requests.
-inline void maybe_write_corpus(std::span<const abi::tx_request> w, const tx_limits& lim, tx_verdict v) {
-    const char* dir = std::getenv("VIFKIT_WRITE_CORPUS");
-    if (dir == nullptr || *dir == '\0' || v == tx_verdict::need_more) return;
-    static unsigned seq = 0;
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "tx";
-    name += "." + std::to_string(seq++) + ".bin";
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    std::ofstream out(std::filesystem::path(dir) / name, std::ios::binary);
-    const char limits = static_cast<char>((lim.gso_tcpv4 ? 1 : 0) | (lim.gso_tcpv6 ? 2 : 0) |
-                                          (lim.multicast_control ? 4 : 0));
-    out.put(limits);
-    out.write(reinterpret_cast<const char*>(w.data()), static_cast<std::streamsize>(w.size_bytes()));
+// Seed corpus for fuzz/fuzz_tx_decoder.cpp (written only when
+// VIFKIT_FUZZ_SEED_DIR is set, see tests/support/fuzz_seed.hpp). Format: one
+// byte of limits (bit0 gso_tcpv4, bit1 gso_tcpv6, bit2 multicast_control), then
+// the window's raw 12-byte requests.
+inline void maybe_write_corpus(std::span<const abi::tx_request> w, const tx_limits& lim) {
+    std::string in(1, static_cast<char>((lim.gso_tcpv4 ? 1 : 0) | (lim.gso_tcpv6 ? 2 : 0) |
+                                        (lim.multicast_control ? 4 : 0)));
+    in.append(reinterpret_cast<const char*>(w.data()), w.size_bytes());
+    vifkit::test::write_fuzz_seed("tx_decoder", in);
 }
 
 inline tx_decode decode(const tx_window& w, const tx_limits& lim = {}) {
     const tx_decode d = decode_tx_packet(w.span(), lim);
-    maybe_write_corpus(w.span(), lim, d.verdict);
+    maybe_write_corpus(w.span(), lim);
     return d;
 }
 

@@ -27,6 +27,7 @@ decode_result decode_str(msg_type t, std::string payload, std::uint32_t tx = 0) 
     keep.push_back(std::move(payload));
     const std::string& p = keep.back();
     const header h{static_cast<std::uint32_t>(t), 9, tx, static_cast<std::uint32_t>(p.size())};
+    if (p.size() <= payload_max) test::write_xs_fuzz_seed(encode(t, 9, tx, p));
     return decode(h, bytes(p));
 }
 

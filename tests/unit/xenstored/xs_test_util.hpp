@@ -7,7 +7,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -21,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "fuzz_seed.hpp"
 #include "vifkit/emu/xenstored/engine.hpp"
 #include "vifkit/emu/xenstored/server.hpp"
 #include "vifkit/emu/xenstored/wire.hpp"
@@ -33,6 +36,24 @@ inline std::string strings(std::initializer_list<std::string_view> parts) {
     std::string out;
     for (auto p : parts) out.append(p).append(1, '\0');
     return out;
+}
+
+// Seed corpus for fuzz/fuzz_xenstore_wire.cpp (VIFKIT_FUZZ_SEED_DIR): 4 caller
+// bytes (connections 0-3; 0 = dom0, else that domid), then chunks {u8 conn
+// (0-3), u8 len, len bytes of that connection's stream}.
+inline void append_fuzz_chunks(std::string& seed, unsigned conn, std::string_view stream) {
+    while (!stream.empty()) {
+        const std::size_t n = std::min<std::size_t>(stream.size(), 255);
+        seed += static_cast<char>(conn & 3);
+        seed += static_cast<char>(n);
+        seed.append(stream.substr(0, n));
+        stream.remove_prefix(n);
+    }
+}
+inline void write_xs_fuzz_seed(const std::string& frame) {
+    std::string seed(4, '\0');
+    append_fuzz_chunks(seed, 0, frame);
+    vifkit::test::write_fuzz_seed("xenstore_wire", seed);
 }
 
 struct message {
@@ -60,14 +81,29 @@ public:
                          std::string_view p) { inbox_[c].push_back({t, r, x, std::string(p)}); },
                   lim) {}
 
+    ~harness() {
+        if (seeding_ && seed_.size() > 4) vifkit::test::write_fuzz_seed("xenstore_wire", seed_);
+    }
+    harness(const harness&) = delete;
+    harness& operator=(const harness&) = delete;
+
     engine& eng() { return engine_; }
-    conn_id connect(caller who = caller::dom0()) { return engine_.connect(who); }
+    conn_id connect(caller who = caller::dom0()) {
+        const conn_id c = engine_.connect(who);
+        if (seeding_ && seed_conns_.size() < 4) {
+            seed_[seed_conns_.size()] = static_cast<char>(who.id <= 0xFF ? who.id : 0);
+            seed_conns_[c] = static_cast<unsigned>(seed_conns_.size());
+        }
+        return c;
+    }
 
     // Sends a raw payload; returns the reply (the last non-event message).
     message raw(conn_id c, msg_type t, std::string payload, std::uint32_t tx = 0,
                 std::uint32_t req = 77) {
         const header h{static_cast<std::uint32_t>(t), req, tx,
                        static_cast<std::uint32_t>(payload.size())};
+        if (seeding_ && seed_conns_.count(c) && payload.size() <= payload_max)
+            append_fuzz_chunks(seed_, seed_conns_[c], encode(t, req, tx, payload));
         engine_.handle_frame(c, h, std::span(reinterpret_cast<const std::uint8_t*>(payload.data()),
                                              payload.size()));
         auto& box = inbox_[c];
@@ -134,6 +170,9 @@ private:
 
     std::map<conn_id, std::vector<message>> inbox_;
     engine engine_;
+    const bool seeding_ = std::getenv("VIFKIT_FUZZ_SEED_DIR") != nullptr;
+    std::string seed_ = std::string(4, '\0');
+    std::map<conn_id, unsigned> seed_conns_;
 };
 
 // A unique temporary directory, removed on destruction.
