@@ -1,16 +1,23 @@
 // vifkit-bench: packet rate of the real vifkit-back / vifkit-front processes over
-// the emulated Xen platform (vifkit-xenstored + broker), driven through their
-// "unix:" SEQPACKET packet ports.
+// the emulated Xen platform (vifkit-xenstored + broker).
 //
-// Per case (mode x size x direction) a fresh emulated platform is started with the
-// test harness (tests/support/emu_harness), the vif is connected, one driver thread
-// sends frames as fast as the entry port accepts them and another counts what comes
-// out of the exit port. After a warm-up the receiver's count over --seconds gives
-// pps; the backend's own counters (SIGUSR1 stats) over the same interval give the
-// grant operations per packet. One JSON object per case goes to stdout.
+// Per case (mode x size x direction x poll) a fresh emulated platform is started
+// with the test harness (tests/support/emu_harness) and the vif is connected.
 //
-//   tx (guest transmit): driver -> frontend guest port -> netfront -> rings -> netback -> backend host port -> driver
-//   rx (guest receive):  driver -> backend host port -> netback -> rings -> netfront -> frontend guest port -> driver
+// --traffic gen (default), like testpmd's txonly/rxonly: the entry process has a
+// "gen:SIZE" port (an in-process frame source) and the exit process a "null"
+// port (a counting sink); the processes are pinned to separate CPUs and nothing
+// else runs. pps = the exit process's own packet counter over --seconds (its
+// SIGUSR1 stats, time-stamped by the process).
+//
+//   tx (guest transmit): gen -> netfront -> tx ring -> netback -> null
+//   rx (guest receive):  gen -> netback -> rx ring -> netfront -> null
+//
+// --traffic unix: driver threads in this process send frames into one "unix:"
+// SEQPACKET port and count them at the other (adds two socket hops per frame).
+//
+// The backend's counters over the same interval give the grant operations per
+// packet. One JSON object per case goes to stdout.
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -58,15 +66,18 @@ extern "C" void on_signal(int) { g_interrupted.store(true); }
 // ---- options ----
 
 struct options {
-    std::vector<std::string> modes{"copy", "map", "static"};
-    std::vector<std::size_t> sizes{64, 1500};
+    std::vector<std::string> modes{"copy", "map", "static", "raw"};
+    std::vector<std::size_t> sizes{64, 1500, 65535};
     std::vector<std::string> directions{"tx", "rx"};
+    std::vector<std::string> polls{"busy"};
+    std::string traffic = "gen";
+    std::string dpdk;  // anchor script: run it for each size/direction too
     double seconds = 3.0;
     double warmup = 0.5;
     unsigned queues = 1;
     bool json_only = false;
     bool table = false;
-    bool pin = false;
+    bool pin = true;
     std::string plot;
 };
 
@@ -75,10 +86,13 @@ struct bench_case {
     std::size_t size = 0;
     std::string direction;
     unsigned queues = 1;
+    std::string poll = "busy";
 };
 
-std::vector<std::string> backend_args(const std::string& mode, unsigned queues) {
-    std::vector<std::string> a{"--max-queues", std::to_string(queues)};
+std::vector<std::string> backend_args(const std::string& mode, unsigned queues, const std::string& poll) {
+    std::vector<std::string> a{"--max-queues", std::to_string(queues), "--poll", poll};
+    // raw: the frontend's memory mapped once, no grant check at all (the ceiling)
+    if (mode == "raw") a.insert(a.end(), {"--mode", "raw", "--no-static-grants"});
     if (mode == "copy") a.insert(a.end(), {"--mode", "copy", "--no-static-grants"});
     if (mode == "map") a.insert(a.end(), {"--mode", "map", "--no-static-grants"});
     // static: the backend's defaults (copy mode, static grants on); the frontend
@@ -143,15 +157,18 @@ std::vector<std::byte> make_frame(std::size_t size, unsigned flow) {
 
 // ---- processes ----
 
-std::optional<long> rss_kib(pid_t pid) {
+// A field of /proc/PID/status in KiB: "VmRSS" (all resident memory, shared
+// libraries included) or "RssAnon" (the process's own heap and stacks).
+std::optional<long> status_kib(pid_t pid, const std::string& field = "VmRSS") {
     if (pid <= 0) return std::nullopt;
     std::ifstream f("/proc/" + std::to_string(pid) + "/status");
     std::string line;
     while (std::getline(f, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+        if (line.rfind(field + ":", 0) == 0) return std::strtol(line.c_str() + field.size() + 1, nullptr, 10);
     }
     return std::nullopt;
 }
+std::optional<long> rss_kib(pid_t pid) { return status_kib(pid); }
 
 std::vector<int> allowed_cpus() {
     cpu_set_t set;
@@ -226,8 +243,10 @@ placement plan_pinning(const std::string& direction) {
 // ---- stats ----
 
 struct back_counters {
+    std::uint64_t tx_packets = 0, rx_packets = 0, entry_rx = 0;
     std::uint64_t packets = 0, ring_packets = 0, bytes = 0, copies = 0, maps = 0, unmaps = 0, batches = 0, static_hits = 0;
     std::uint64_t drops = 0, grant_errors = 0, peer_faults = 0;
+    std::int64_t mono_ns = 0;  // when the process took the counters
     bool found = false;
 };
 
@@ -235,11 +254,16 @@ back_counters sum_backend(const std::optional<json>& st) {
     back_counters c;
     if (!st || !st->contains("vifs")) return c;
     auto u = [](const json& q, const char* k) { return q.contains(k) ? q[k].get<std::uint64_t>() : 0; };
+    c.mono_ns = st->value("monotonic_ns", std::int64_t{0});
     for (const auto& vif : (*st)["vifs"]) {
         if (!vif.contains("domid") || vif["domid"] != guest_domid) continue;
         c.found = true;
         for (const auto& q : vif["queues"]) {
             c.packets += u(q, "tx_packets") + u(q, "rx_packets");
+            c.tx_packets += u(q, "tx_packets");
+            c.rx_packets += u(q, "rx_packets");
+            // frames the host port handed to the backend (rx direction's entry)
+            c.entry_rx += u(q, "rx_packets") + u(q, "rx_drops") + u(q, "rx_errors") + u(q, "backlog_drops");
             // Packets that went through the rings (and their grant operations),
             // whether the far port then took them or dropped them.
             c.ring_packets += u(q, "tx_packets") + u(q, "tx_drops") + u(q, "tx_errors") + u(q, "rx_packets") +
@@ -254,6 +278,25 @@ back_counters sum_backend(const std::optional<json>& st) {
             c.grant_errors += u(q, "grant_errors");
             c.peer_faults += u(q, "peer_faults");
         }
+    }
+    return c;
+}
+
+struct front_counters {
+    std::uint64_t tx_packets = 0, tx_drops = 0, rx_packets = 0;
+    std::int64_t mono_ns = 0;
+    bool found = false;
+};
+
+front_counters sum_frontend(const std::optional<json>& st) {
+    front_counters c;
+    if (!st || !st->contains("queues")) return c;
+    c.found = true;
+    c.mono_ns = st->value("monotonic_ns", std::int64_t{0});
+    for (const auto& q : (*st)["queues"]) {
+        c.tx_packets += q.value("tx_packets", std::uint64_t{0});
+        c.tx_drops += q.value("tx_drops", std::uint64_t{0});
+        c.rx_packets += q.value("rx_packets", std::uint64_t{0});
     }
     return c;
 }
@@ -338,8 +381,105 @@ bool prime(vifkit::io::packet_port& in, vifkit::io::packet_port& out, const std:
 
 std::string tail(const std::string& s, std::size_t n = 1500) { return s.size() > n ? s.substr(s.size() - n) : s; }
 
+// --traffic gen: the entry process generates (gen:SIZE), the exit process
+// counts and discards (null). No driver in between: pps is the exit process's
+// own counter over the interval, timed by the process's own clock.
+json measure_gen(json j, const bench_case& bc, const options& opt, emu_env& env, child& back, child& front,
+                 const std::function<json(const std::string&)>& fail) {
+    const std::string front_who = "front" + std::to_string(guest_domid);
+    const bool tx = bc.direction == "tx";
+    if (opt.pin) {
+        const auto cpus = allowed_cpus();
+        if (cpus.size() >= 2) {
+            const bool ok = pin_process(back.pid(), cpus[0]) && pin_process(front.pid(), cpus[1]);
+            j["pinning"] = "back=" + std::to_string(cpus[0]) + " front=" + std::to_string(cpus[1]) +
+                           (ok ? "" : " (pinning failed)");
+        } else {
+            j["pinning"] = "not pinned: fewer than 2 CPUs";
+        }
+    }
+    struct sample {
+        back_counters b;
+        front_counters f;
+    };
+    auto take = [&](sample& s) {
+        s.b = sum_backend(env.stats(back, "back"));
+        s.f = sum_frontend(env.stats(front, front_who));
+        return s.b.found && s.f.found;
+    };
+    auto exit_count = [tx](const sample& s) { return tx ? s.b.tx_packets : s.f.rx_packets; };
+    auto entry_count = [tx](const sample& s) { return tx ? s.f.tx_packets + s.f.tx_drops : s.b.entry_rx; };
+    auto exit_ns = [tx](const sample& s) { return tx ? s.b.mono_ns : s.f.mono_ns; };
+    auto exit_bytes_per = static_cast<double>(bc.size);
+
+    const auto warm_end = clk::now() + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(opt.warmup));
+    while (clk::now() < warm_end && !g_interrupted) std::this_thread::sleep_for(10ms);
+    sample s0, s1;
+    if (!take(s0)) return fail("cannot read the tools' stats");
+    const std::string label = bc.mode + " " + std::to_string(bc.size) + "B " + bc.direction + " " + bc.poll;
+    const auto t0 = clk::now();
+    const auto t_end = t0 + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(opt.seconds));
+    sample last = s0;
+    bool stalled = false;
+    while (!g_interrupted) {
+        const auto next = std::min(t_end, clk::now() + 1s);
+        while (clk::now() < next && !g_interrupted) std::this_thread::sleep_for(10ms);
+        sample cur;
+        if (!take(cur)) return fail("cannot read the tools' stats");
+        const double dt = static_cast<double>(exit_ns(cur) - exit_ns(last)) / 1e9;
+        const std::uint64_t d = exit_count(cur) - exit_count(last);
+        if (d == 0 && dt >= 0.5) stalled = true;  // half a second or more without a packet out
+        if (!opt.json_only && dt > 0) {
+            std::fprintf(stderr, "\r[%s] %4.1f/%.0fs  %11.0f pps   ", label.c_str(),
+                         std::chrono::duration<double>(clk::now() - t0).count(), opt.seconds,
+                         static_cast<double>(d) / dt);
+            std::fflush(stderr);
+        }
+        last = cur;
+        if (clk::now() >= t_end) break;
+    }
+    s1 = last;
+    if (!opt.json_only) std::fprintf(stderr, "\r%*s\r", 110, "");
+
+    const double secs = static_cast<double>(exit_ns(s1) - exit_ns(s0)) / 1e9;
+    const std::uint64_t out = exit_count(s1) - exit_count(s0);
+    const std::uint64_t in = entry_count(s1) - entry_count(s0);
+    const double pps = secs > 0 ? static_cast<double>(out) / secs : 0.0;
+    j["pps"] = std::llround(pps);
+    j["gbps"] = round_to(pps * exit_bytes_per * 8.0 / 1e9, 4);
+    j["seconds"] = round_to(secs, 3);
+    j["measured_received"] = out;
+    j["sent"] = in;            // frames the entry process took from its generator in the interval
+    j["received"] = out;       // frames the exit process delivered to its sink in the interval
+    j["lost"] = in >= out ? in - out : 0;  // in flight at the edges, or dropped (see backend_drops)
+    j["stalled"] = stalled;
+    const std::uint64_t pk = s1.b.ring_packets - s0.b.ring_packets;
+    auto per = [pk](std::uint64_t n) {
+        return pk ? json(round_to(static_cast<double>(n) / static_cast<double>(pk), 4)) : json(nullptr);
+    };
+    const std::uint64_t ops = (s1.b.copies - s0.b.copies) + (s1.b.maps - s0.b.maps) + (s1.b.unmaps - s0.b.unmaps);
+    j["backend_packets"] = s1.b.packets - s0.b.packets;
+    j["backend_ring_packets"] = pk;
+    j["grant_ops_per_packet"] = per(ops);
+    j["grant_copies_per_packet"] = per(s1.b.copies - s0.b.copies);
+    j["grant_maps_per_packet"] = per(s1.b.maps - s0.b.maps);
+    j["copy_batches_per_packet"] = per(s1.b.batches - s0.b.batches);
+    j["static_hits_per_packet"] = per(s1.b.static_hits - s0.b.static_hits);
+    j["backend_drops"] = s1.b.drops;
+    j["backend_grant_errors"] = s1.b.grant_errors;
+    j["backend_peer_faults"] = s1.b.peer_faults;
+    auto opt_json = [](std::optional<long> v) { return v ? json(*v) : json(nullptr); };
+    j["backend_rss_kib"] = opt_json(rss_kib(back.pid()));
+    j["backend_rss_anon_kib"] = opt_json(status_kib(back.pid(), "RssAnon"));
+    j["frontend_rss_kib"] = opt_json(rss_kib(front.pid()));
+    if (g_interrupted) j["interrupted"] = true;
+    if (!back.alive() || !front.alive()) return fail("a tool exited during the run");
+    return j;
+}
+
 json run_case(const bench_case& bc, const options& opt) {
-    json j{{"mode", bc.mode}, {"size", bc.size}, {"queues", bc.queues}, {"direction", bc.direction}};
+    json j{{"mode", bc.mode},           {"size", bc.size},         {"queues", bc.queues},
+           {"direction", bc.direction}, {"poll", bc.poll},         {"traffic", opt.traffic}};
     auto fail = [&](const std::string& why, emu_env* env) {
         j["error"] = why;
         if (env) std::cerr << "\n--- back.log ---\n" << tail(env->log("back")) << "\n--- front" << guest_domid
@@ -352,9 +492,14 @@ json run_case(const bench_case& bc, const options& opt) {
     } catch (const std::exception& e) {
         return fail(std::string("emulated platform did not start: ") + e.what(), nullptr);
     }
-    child back = env->start_backend(backend_args(bc.mode, bc.queues));
+    if (opt.traffic == "gen") {
+        const std::string gen = "gen:" + std::to_string(bc.size);
+        env->backend_port_spec = bc.direction == "tx" ? "null" : gen;
+        env->frontend_port_spec = bc.direction == "tx" ? gen : "null";
+    }
+    child back = env->start_backend(backend_args(bc.mode, bc.queues, bc.poll));
     if (!env->attach(guest_domid)) return fail("vifkit-attach failed", &*env);
-    child front = env->start_frontend(guest_domid, {"--queues", std::to_string(bc.queues)});
+    child front = env->start_frontend(guest_domid, {"--queues", std::to_string(bc.queues), "--poll", bc.poll});
     if (!env->wait_connected(guest_domid)) return fail("vif did not connect", &*env);
 
     // Static mode: the frontend registers its pools after Connected; wait for it
@@ -383,6 +528,13 @@ json run_case(const bench_case& bc, const options& opt) {
         }
         if (static_grants == 0) return fail("static grants were not registered", &*env);
     }
+    if (bc.mode == "static") {
+        j["static_grants"] = static_grants;
+        j["static_fallback"] = static_fallback;
+    }
+    if (opt.traffic == "gen")
+        return measure_gen(j, bc, opt, *env, back, front,
+                           [&](const std::string& why) { return fail(why, &*env); });
 
     auto host = vifkit::test::connect_port(env->backend_port(guest_domid));
     auto guest = vifkit::test::connect_port(env->frontend_port(guest_domid));
@@ -540,10 +692,6 @@ json run_case(const bench_case& bc, const options& opt) {
         j["backend_grant_errors"] = st_end.grant_errors;
         j["backend_peer_faults"] = st_end.peer_faults;
     }
-    if (bc.mode == "static") {
-        j["static_grants"] = static_grants;
-        j["static_fallback"] = static_fallback;
-    }
     j["backend_rss_kib"] = back_rss ? json(*back_rss) : json(nullptr);
     j["frontend_rss_kib"] = front_rss ? json(*front_rss) : json(nullptr);
     if (g_interrupted) j["interrupted"] = true;
@@ -562,46 +710,88 @@ std::string fmt_num(const json& v, int prec = 0) {
 }
 
 std::string table(const std::vector<json>& results) {
-    // pps relative to copy mode for the same size/direction/queues (same run).
-    std::map<std::string, double> copy_pps;
-    auto key = [](const json& r) {
+    // pps relative to the copy, map, raw and DPDK rows of the same size/direction
+    // (same run). DPDK rows have no poll mode; vifkit rows compare within a poll mode.
+    auto key = [](const json& r, const std::string& poll) {
         return std::to_string(r["size"].get<std::size_t>()) + "/" + r["direction"].get<std::string>() + "/" +
-               std::to_string(r["queues"].get<unsigned>());
+               std::to_string(r["queues"].get<unsigned>()) + "/" + poll;
     };
-    for (const auto& r : results)
-        if (r["mode"] == "copy" && r.contains("pps")) copy_pps[key(r)] = r["pps"].get<double>();
+    std::map<std::string, double> ref[4];  // copy, map, raw, dpdk
+    const char* ref_mode[4] = {"copy", "map", "raw", "dpdk"};
+    for (const auto& r : results) {
+        if (!r.contains("pps") || r.contains("error")) continue;
+        for (int i = 0; i < 4; ++i)
+            if (r["mode"] == ref_mode[i]) ref[i][key(r, i == 3 ? "-" : r.value("poll", "-"))] = r["pps"].get<double>();
+    }
+    auto ratio = [&](const json& r, int i) -> std::string {
+        if (r["mode"] == ref_mode[i] || r["mode"] == "dpdk") return "-";
+        auto it = ref[i].find(key(r, i == 3 ? "-" : r.value("poll", "-")));
+        if (it == ref[i].end() || it->second <= 0) return "-";
+        char b[32];
+        std::snprintf(b, sizeof b, "%.2f", r["pps"].get<double>() / it->second);
+        return b;
+    };
     std::ostringstream o;
-    char line[320];
-    std::snprintf(line, sizeof line, "%-6s %6s %-3s %2s %11s %8s %6s %11s %11s %8s %9s %9s %10s %10s %s\n", "mode", "size",
-                  "dir", "q", "pps", "Gbit/s", "xcopy", "sent", "received", "lost", "gops/pkt", "static/p",
-                  "back_KiB", "front_KiB", "note");
+    char line[400];
+    const char* hfmt = "%-6s %6s %-3s %-5s %11s %8s %6s %6s %6s %6s %9s %9s %9s %9s %9s %s\n";
+    std::snprintf(line, sizeof line, hfmt, "mode", "size", "dir", "poll", "pps", "Gbit/s", "xcopy", "xmap", "xraw",
+                  "xdpdk", "gops/pkt", "static/p", "back_KiB", "back_anon", "front_KiB", "note");
     o << line;
     for (const auto& r : results) {
+        const std::string mode = r["mode"], dir = r["direction"], poll = r.value("poll", "-");
         if (r.contains("error")) {
-            std::snprintf(line, sizeof line, "%-6s %6zu %-3s %2u  error: %s\n", r["mode"].get<std::string>().c_str(),
-                          r["size"].get<std::size_t>(), r["direction"].get<std::string>().c_str(),
-                          r["queues"].get<unsigned>(), r["error"].get<std::string>().c_str());
+            std::snprintf(line, sizeof line, "%-6s %6zu %-3s %-5s  error: %s\n", mode.c_str(),
+                          r["size"].get<std::size_t>(), dir.c_str(), poll.c_str(),
+                          r["error"].get<std::string>().c_str());
             o << line;
             continue;
         }
-        std::string ratio = "-";
-        if (auto it = copy_pps.find(key(r)); it != copy_pps.end() && it->second > 0) {
-            char b[32];
-            std::snprintf(b, sizeof b, "%.2f", r["pps"].get<double>() / it->second);
-            ratio = b;
-        }
-        std::snprintf(line, sizeof line, "%-6s %6zu %-3s %2u %11s %8s %6s %11s %11s %8s %9s %9s %10s %10s %s\n",
-                      r["mode"].get<std::string>().c_str(), r["size"].get<std::size_t>(),
-                      r["direction"].get<std::string>().c_str(), r["queues"].get<unsigned>(), fmt_num(r["pps"]).c_str(),
-                      fmt_num(r["gbps"], 3).c_str(), ratio.c_str(), fmt_num(r["sent"]).c_str(),
-                      fmt_num(r["received"]).c_str(), fmt_num(r["lost"]).c_str(),
-                      fmt_num(r["grant_ops_per_packet"], 3).c_str(), fmt_num(r["static_hits_per_packet"], 3).c_str(),
-                      fmt_num(r["backend_rss_kib"]).c_str(), fmt_num(r["frontend_rss_kib"]).c_str(),
-                      r.value("stalled", false) ? ("STALLED " + std::to_string(r.value("max_gap_ms", 0)) + " ms").c_str()
-                                                : "");
+        std::string note = r.value("stalled", false) ? "STALLED" : "";
+        if (r.contains("note")) note += r["note"].get<std::string>();
+        auto num = [&](const char* k, int prec = 0) { return r.contains(k) ? fmt_num(r[k], prec) : std::string("-"); };
+        std::snprintf(line, sizeof line, hfmt, mode.c_str(), std::to_string(r["size"].get<std::size_t>()).c_str(),
+                      dir.c_str(), poll.c_str(), num("pps").c_str(), num("gbps", 3).c_str(), ratio(r, 0).c_str(),
+                      ratio(r, 1).c_str(), ratio(r, 2).c_str(), ratio(r, 3).c_str(),
+                      num("grant_ops_per_packet", 3).c_str(), num("static_hits_per_packet", 3).c_str(),
+                      num("backend_rss_kib").c_str(), num("backend_rss_anon_kib").c_str(),
+                      num("frontend_rss_kib").c_str(), note.c_str());
         o << line;
     }
     return o.str();
+}
+
+// The DPDK reference (vhost-user <-> virtio-user, testpmd txonly/rxonly) for
+// one size and direction: runs the anchor script, parses its last line
+// "dpdk vhost-user rx_pps=N ...".
+json run_dpdk(const std::string& script, std::size_t size, const std::string& dir, double seconds) {
+    json j{{"mode", "dpdk"}, {"size", size}, {"direction", dir}, {"queues", 1}, {"poll", "-"}};
+    const int secs = std::max(1, static_cast<int>(std::lround(seconds)));
+    const std::string cmd = "bash '" + script + "' " + std::to_string(size) + " " + std::to_string(secs) + " " + dir +
+                            " 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (!p) {
+        j["error"] = "cannot run " + script;
+        return j;
+    }
+    std::string out, last;
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, p)) {
+        out += buf;
+        std::string l = buf;
+        while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
+        if (!l.empty()) last = l;
+    }
+    const int rc = ::pclose(p);
+    const auto at = last.find("rx_pps=");
+    if (rc != 0 || last.rfind("dpdk vhost-user", 0) != 0 || at == std::string::npos) {
+        j["error"] = "anchor failed (exit " + std::to_string(rc) + "): " + tail(out, 300);
+        return j;
+    }
+    const double pps = std::strtod(last.c_str() + at + 7, nullptr);
+    j["pps"] = std::llround(pps);
+    j["gbps"] = round_to(pps * static_cast<double>(size) * 8.0 / 1e9, 4);
+    j["anchor"] = last;
+    return j;
 }
 
 bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
@@ -616,9 +806,10 @@ bool plot(const std::vector<json>& results, const std::string& png, std::string*
     std::map<std::pair<std::string, std::string>, double> pps;
     for (const auto& r : results) {
         if (r.contains("error")) continue;
-        const std::string m = r["mode"], g = std::to_string(r["size"].get<std::size_t>()) + "B " +
-                                                 r["direction"].get<std::string>() + " q" +
-                                                 std::to_string(r["queues"].get<unsigned>());
+        const std::string poll = r.value("poll", "-");
+        const std::string m = r["mode"].get<std::string>() + (poll == "-" || poll == "busy" ? "" : " " + poll);
+        const std::string g = std::to_string(r["size"].get<std::size_t>()) + "B " + r["direction"].get<std::string>() +
+                              " q" + std::to_string(r["queues"].get<unsigned>());
         if (std::find(modes.begin(), modes.end(), m) == modes.end()) modes.push_back(m);
         if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
         pps[{g, m}] = r["pps"].get<double>();
@@ -651,7 +842,7 @@ bool plot(const std::vector<json>& results, const std::string& png, std::string*
         s << "set terminal pngcairo size 1000,560 noenhanced font ',10'\n"
           << "set output '" << png << "'\n"
           << "set datafile missing '?'\n"
-          << "set title 'vifkit-bench: packets per second (emulated Xen, unix ports)'\n"
+          << "set title 'vifkit-bench: packets per second (emulated Xen)'\n"
           << "set ylabel 'packets/s'\nset grid ytics\nset key top right\n"
           << "set style data histograms\nset style histogram clustered gap 1\n"
           << "set style fill solid 0.8 border -1\nset boxwidth 0.9\nset yrange [0:*]\n"
@@ -684,18 +875,34 @@ int main(int argc, char** argv) {
     CLI::App app{
         "vifkit-bench: packet rate of vifkit-back + vifkit-front over the emulated Xen platform.\n"
         "Each case starts vifkit-xenstored (broker), vifkit-back, vifkit-attach and vifkit-front\n"
-        "(from this executable's directory, or $VIFKIT_BIN_DIR), blasts fixed-size frames into one\n"
-        "unix port and counts them at the other. Prints one JSON object per case on stdout."};
+        "(from this executable's directory, or $VIFKIT_BIN_DIR), each pinned to its own CPU. The\n"
+        "entry process generates fixed-size frames (port gen:SIZE), the exit process counts them\n"
+        "(port null). Prints one JSON object per case on stdout."};
     options opt;
     std::vector<std::string> modes, directions;
     std::vector<std::size_t> sizes;
     app.add_option("--mode", modes,
                    "copy: grant copy, no static grants; map: grant map (guest transmit), no static grants;\n"
-                   "static: backend defaults with static grants (persistent mappings); all = the three.\n"
-                   "Repeatable or comma-separated. Default: all")
+                   "static: backend defaults with static grants (persistent mappings);\n"
+                   "raw: no grant checks at all, the frontend's memory mapped once (the design's ceiling);\n"
+                   "all = the four. Repeatable or comma-separated. Default: all")
         ->delimiter(',')
-        ->check(CLI::IsMember({"copy", "map", "static", "all"}));
-    app.add_option("--size", sizes, "Ethernet frame length in bytes, no FCS (14..65535). Repeatable. Default: 64,1500")
+        ->check(CLI::IsMember({"copy", "map", "static", "raw", "all"}));
+    std::vector<std::string> polls;
+    app.add_option("--poll", polls,
+                   "busy: both processes spin on their rings (no notifications); event: they sleep in epoll\n"
+                   "and wake on event channels (the tools' default); both = a case of each. Default: busy")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"event", "busy", "both"}));
+    app.add_option("--traffic", opt.traffic,
+                   "gen: in-process generator and sink ports (gen:SIZE / null), no driver;\n"
+                   "unix: driver threads here send into one unix port and count at the other")
+        ->check(CLI::IsMember({"gen", "unix"}))
+        ->capture_default_str();
+    app.add_option("--dpdk", opt.dpdk,
+                   "Also run this DPDK anchor script (dpdk-vhost-anchor.sh SIZE SECONDS DIR) for each\n"
+                   "size and direction, and show vifkit's pps relative to it (xdpdk)");
+    app.add_option("--size", sizes, "Ethernet frame length in bytes, no FCS (14..65535). Repeatable. Default: 64,1500,65535")
         ->delimiter(',')
         ->check(CLI::Range(std::size_t{14}, std::size_t{65535}));
     app.add_option("--direction", directions,
@@ -710,9 +917,12 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_flag("--json", opt.json_only, "Machine output: only the JSON lines on stdout, no progress line");
     app.add_flag("--table", opt.table, "Also print a human-readable table (to stderr with --json)");
+    bool no_pin = false;
     app.add_flag("--pin", opt.pin,
-                 "Pin backend and frontend to separate CPUs (sched_setaffinity); with 2 CPUs the driver's\n"
-                 "sender joins the process it feeds and its receiver the one it drains");
+                 "Pin backend and frontend to separate CPUs (sched_setaffinity; the default). With\n"
+                 "--traffic unix and 2 CPUs the driver's sender joins the process it feeds and its\n"
+                 "receiver the one it drains");
+    app.add_flag("--no-pin", no_pin, "Let the scheduler place everything");
     app.add_option("--plot", opt.plot, "Write a bar chart of pps per mode/size/direction to this PNG (needs gnuplot)");
     CLI11_PARSE(app, argc, argv);
 
@@ -725,7 +935,9 @@ int main(int argc, char** argv) {
         }
         return out;
     };
-    opt.modes = expand(modes, "all", {"copy", "map", "static"});
+    opt.modes = expand(modes, "all", {"copy", "map", "static", "raw"});
+    if (!polls.empty()) opt.polls = expand(polls, "both", {"busy", "event"});
+    if (no_pin) opt.pin = false;
     opt.directions = expand(directions, "both", {"tx", "rx"});
     if (!sizes.empty()) {
         opt.sizes.clear();
@@ -740,18 +952,26 @@ int main(int argc, char** argv) {
 
     std::vector<json> results;
     bool ok = true;
-    for (const auto& m : opt.modes) {
-        for (auto s : opt.sizes) {
-            for (const auto& d : opt.directions) {
-                if (g_interrupted) break;
-                json r = run_case({m, s, d, opt.queues}, opt);
-                std::cout << r.dump() << std::endl;
-                if (r.contains("error")) {
-                    ok = false;
-                    std::cerr << "case " << m << " " << s << " " << d << ": " << r["error"].get<std::string>() << "\n";
-                }
-                results.push_back(std::move(r));
+    auto report = [&](json r) {
+        std::cout << r.dump() << std::endl;
+        if (r.contains("error")) {
+            ok = false;
+            std::cerr << "case " << r["mode"].get<std::string>() << " " << r["size"] << " "
+                      << r["direction"].get<std::string>() << ": " << r["error"].get<std::string>() << "\n";
+        }
+        results.push_back(std::move(r));
+    };
+    // Size and direction outermost: the cases compared with each other run
+    // back to back, on the same machine state.
+    for (auto s : opt.sizes) {
+        for (const auto& d : opt.directions) {
+            if (!opt.dpdk.empty() && !g_interrupted) {
+                if (!opt.json_only) std::fprintf(stderr, "[dpdk %zuB %s] running the anchor...\r", s, d.c_str());
+                report(run_dpdk(opt.dpdk, s, d, opt.seconds));
             }
+            for (const auto& poll : opt.polls)
+                for (const auto& m : opt.modes)
+                    if (!g_interrupted) report(run_case({m, s, d, opt.queues, poll}, opt));
         }
     }
     if (opt.table) (opt.json_only ? std::cerr : std::cout) << table(results) << std::flush;

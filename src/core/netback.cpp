@@ -15,7 +15,7 @@ constexpr std::size_t max_vifs = 1024;  // bound on what the store can make us c
 
 netback::netback(util::event_loop& loop, platform::services& svc, platform::store& store, netback_config cfg)
     : loop_(loop), svc_(svc), store_(store), cfg_(std::move(cfg)),
-      base_(fmt::format("/local/domain/{}/backend/vif", svc.self)) {}
+      base_(fmt::format("/local/domain/{}/backend/{}", svc.self, cfg_.backend_type)) {}
 
 netback::~netback() { shutdown(); }
 
@@ -96,6 +96,21 @@ void netback::on_event_channel() {
         }
         svc_.evtchn->unmask(*port);
     }
+}
+
+const char* to_string(tx_mode m) {
+    switch (m) {
+    case tx_mode::copy: return "copy";
+    case tx_mode::map: return "map";
+    case tx_mode::raw: return "raw";
+    }
+    return "?";
+}
+
+bool netback::poll() {
+    bool work = false;
+    for (auto& [key, vif] : vifs_) work = vif->poll() || work;
+    return work;
 }
 
 void netback::shutdown() {

@@ -34,8 +34,7 @@ bool netback_vif::connect_ctrl() {
     }
     ctrl_map_ = op;
     ctrl_.emplace(op.addr);
-    if (ctrl_->check_attach() != ring::ring_status::ok) {
-        ++queues_[0].c.peer_faults;
+    if (ctrl_->check_attach() != ring::ring_status::ok) {  // counted by on_frontend_changed()
         spdlog::error("vif{}.{}: ctrl ring indices inconsistent at attach", front_dom_, devid_);
         return false;
     }

@@ -12,38 +12,28 @@ namespace vifkit::core {
 
 namespace {
 constexpr int rounds_per_event = 64;
-constexpr std::size_t backlog_max_frames = 1024;
+constexpr std::size_t scratch_len = abi::max_tx_size + 1;
 
 unsigned slots_for(std::size_t len) {
     return static_cast<unsigned>(std::max<std::size_t>(1, (len + page_size - 1) / page_size));
 }
 }  // namespace
 
-bool netback_vif::backlog_full(const backend_queue& q) const {
-    return q.rx_backlog_bytes >= cfg_.rx_backlog_bytes || q.rx_backlog.size() >= backlog_max_frames;
-}
+bool netback_vif::backlog_full(const backend_queue& q) const { return q.rx_backlog.full(); }
 
 std::size_t netback_vif::pull_from_port() {
-    if (scratch_.empty()) scratch_.resize(abi::max_tx_size + 1);
+    if (!scratch_) scratch_ = std::make_unique_for_overwrite<std::byte[]>(scratch_len);
     std::size_t got = 0;
     for (unsigned i = 0; i < cfg_.batch; ++i) {
-        const long n = port_->recv(scratch_);
+        const long n = port_->recv(std::span(scratch_.get(), scratch_len));
         if (n <= 0) break;
-        const auto frame = std::span<const std::byte>(scratch_.data(), static_cast<std::size_t>(n));
+        const auto frame = std::span<const std::byte>(scratch_.get(), static_cast<std::size_t>(n));
         const auto st = steer(frame);
         backend_queue& q = queues_[st.queue];
-        if (backlog_full(q)) {
+        if (!q.rx_backlog.push(frame, {st.has_hash, st.extra_type, st.hash})) {
             ++q.c.backlog_drops;
             continue;
         }
-        frame_buf f;
-        f.data.assign(frame.begin(), frame.end());
-        f.len = static_cast<std::uint32_t>(n);
-        f.has_hash = st.has_hash;
-        f.hash_type = st.extra_type;
-        f.hash = st.hash;
-        q.rx_backlog_bytes += f.len;
-        q.rx_backlog.push_back(std::move(f));
         ++got;
     }
     return got;
@@ -67,6 +57,7 @@ void netback_vif::process_rx(backend_queue& q) {
     if (!connected_ || disabled_) return;
     // Budget spent with frames still queued: continue next iteration (no
     // event may come for them, the port may be empty by now).
+    if (cfg_.busy_poll) return;  // poll() comes back; the port is not in the event loop
     if (round == rounds_per_event && !q.rx_backlog.empty())
         defer(&netback_vif::process_rx, static_cast<std::size_t>(&q - queues_.data()));
     // Stop polling the host port while a backlog is full: the kernel queue
@@ -75,7 +66,7 @@ void netback_vif::process_rx(backend_queue& q) {
     if (full && port_watched_) {
         loop_.remove(port_->fd());
         port_watched_ = false;
-    } else if (!full && !port_watched_) {
+    } else if (!full && !port_watched_ && port_->fd() >= 0) {
         loop_.add(port_->fd(), [this] { on_port_readable(); });
         port_watched_ = true;
     }
@@ -86,12 +77,14 @@ bool netback_vif::rx_round(backend_queue& q) {
     copy_ops_.clear();
     pkt_ops_.clear();
     rx_slots_.clear();
+    direct_.clear();
     ctrl::gref_table* static_tbl = static_table(q);
     std::uint32_t avail = 0;
-    for (auto it = q.rx_backlog.begin(); it != q.rx_backlog.end() && pkt_ops_.size() < cfg_.batch; ++it) {
+    for (std::size_t fi = 0; fi < q.rx_backlog.size() && pkt_ops_.size() < cfg_.batch; ++fi) {
+        const frame_fifo::entry* it = &q.rx_backlog.at(fi);
         const unsigned data_slots = slots_for(it->len);
         if (data_slots > 1 && !frontend_sg_) break;  // dropped below, once what precedes it is sent
-        const unsigned need = data_slots + (it->has_hash ? 1u : 0u);  // + HASH extra slot
+        const unsigned need = data_slots + (it->m.has_hash ? 1u : 0u);  // + HASH extra slot
         if (avail < need) {
             if (!q.rx->wait_for_requests(need)) {
                 ++q.c.rx_stalls;  // woken by the frontend once `need` buffers are posted
@@ -108,18 +101,24 @@ bool netback_vif::rx_round(backend_queue& q) {
         for (unsigned s = 0; s < data_slots; ++s) {
             const abi::rx_request r = q.rx->take_request();
             const auto len = static_cast<std::uint16_t>(std::min<std::size_t>(page_size, it->len - s * page_size));
-            const std::byte* src = it->data.data() + s * page_size;
+            const std::byte* src = q.rx_backlog.data(*it) + s * page_size;
             const std::size_t slot = rx_slots_.size();
             rx_slots_.push_back({r.id, len, -1, false});  // response goes to this same slot
-            if (s == 0 && it->has_hash) {
+            if (s == 0 && it->m.has_hash) {
                 // The HASH extra follows the first data slot and uses up a request (§4.4).
                 const abi::rx_request x = q.rx->take_request();
                 rx_slots_.push_back({x.id, 0, -1, true});
             }
-            if (static_tbl) {
+            if (raw_) {
+                // raw mode (benchmark ceiling): no grant check at all
+                if (std::byte* pg = raw_->page(r.gref)) {
+                    queue_direct(pg, src, len, true);
+                    continue;
+                }
+            } else if (static_tbl) {
                 if (auto* e = static_tbl->find(r.gref)) {
                     if (!e->readonly) {  // static grant: write through the persistent mapping
-                        std::memcpy(e->addr, src, len);
+                        queue_direct(static_cast<std::byte*>(e->addr), src, len, true);
                         ++q.c.static_hits;
                         continue;
                     }
@@ -138,7 +137,11 @@ bool netback_vif::rx_round(backend_queue& q) {
         pkt_ops_.push_back({begin, rx_slots_.size()});
         avail -= need;
     }
-    if (!copy_ops_.empty()) {
+    for (const auto& d : direct_) std::memcpy(d.dst, d.src, d.len);  // prefetched above
+    direct_.clear();
+    if (raw_) {
+        for (auto& op : copy_ops_) op.status = gnt_status::bad_gntref;  // ref outside the table or memory
+    } else if (!copy_ops_.empty()) {
         svc_.mapper->copy(front_dom_, copy_ops_);
         q.c.grant_copies += copy_ops_.size();
         ++q.c.copy_batches;
@@ -156,9 +159,9 @@ bool netback_vif::rx_round(backend_queue& q) {
             if (sl.extra) {
                 abi::extra_info e{};
                 e.type = abi::extra_type::hash;
-                e.u.hash.type = f.hash_type;
+                e.u.hash.type = f.m.hash_type;
                 e.u.hash.algorithm = static_cast<std::uint8_t>(ctrl::hash_algorithm::toeplitz);
-                for (int b = 0; b < 4; ++b) e.u.hash.value[b] = static_cast<std::uint8_t>(f.hash >> (8 * b));  // LSB first
+                for (int b = 0; b < 4; ++b) e.u.hash.value[b] = static_cast<std::uint8_t>(f.m.hash >> (8 * b));  // LSB first
                 abi::rx_response rsp;
                 static_assert(sizeof rsp == sizeof e);
                 std::memcpy(&rsp, &e, sizeof rsp);
@@ -169,7 +172,7 @@ bool netback_vif::rx_round(backend_queue& q) {
             rsp.id = sl.id;
             rsp.offset = 0;
             rsp.flags = k < last_data ? abi::rxf::more_data : 0;
-            if (k == po.begin && f.has_hash) rsp.flags |= abi::rxf::extra_info;
+            if (k == po.begin && f.m.has_hash) rsp.flags |= abi::rxf::extra_info;
             rsp.status = ok ? static_cast<std::int16_t>(sl.len) : abi::rsp::error;
             q.rx->put_response(rsp);
         }
@@ -180,15 +183,13 @@ bool netback_vif::rx_round(backend_queue& q) {
             ++q.c.rx_errors;
             ++q.c.grant_errors;
         }
-        q.rx_backlog_bytes -= f.len;
-        q.rx_backlog.pop_front();
+        q.rx_backlog.pop();
     }
     bool progressed = !pkt_ops_.empty();
     // A frame the frontend cannot take (multi-slot without feature-sg) is dropped.
     if (!q.rx_backlog.empty() && slots_for(q.rx_backlog.front().len) > 1 && !frontend_sg_) {
         ++q.c.rx_drops;
-        q.rx_backlog_bytes -= q.rx_backlog.front().len;
-        q.rx_backlog.pop_front();
+        q.rx_backlog.pop();
         progressed = true;
     }
     if (progressed && q.rx->push_responses()) notify(q, q.rx_port);

@@ -31,8 +31,9 @@ netback_vif::netback_vif(util::event_loop& loop, platform::services& svc, platfo
       back_path_(std::move(backend_path)) {
     queues_.resize(1);  // resized at connect to multi-queue-num-queues
     bufs_.resize(cfg_.batch);
-    for (auto& b : bufs_) b.data.resize(abi::max_tx_size + 1);
+    for (auto& b : bufs_) b.data = std::make_unique_for_overwrite<std::byte[]>(abi::max_tx_size + 1);
     copy_ops_.reserve(cfg_.batch * (wire::tx_max_chain + 1));
+    direct_.reserve(cfg_.batch * (wire::tx_max_chain + 1));
     map_ops_.reserve(cfg_.batch * (wire::tx_max_chain + 1));
     batch_.reserve(cfg_.batch);
 }
@@ -57,6 +58,22 @@ bool netback_vif::probe() {
         return false;
     }
     spdlog::info("vif{}.{}: frontend {}, host port {}", front_dom_, devid_, front_path_, port_->describe());
+    if (cfg_.write_hotplug_status) store_.write(back_path_ + "/hotplug-status", "connected");
+    // A frontend already past Initialising belongs to an earlier instance of this
+    // backend (restarted, or killed with its state left at Connected): its ring keys
+    // name grants that instance mapped, with ring indices we do not know. Never
+    // adopt them: ask it to tear down (Closing), and offer InitWait once it is
+    // Closed; a Closed frontend reconnects on our InitWait.
+    std::optional<xenbus_state> fs;
+    if (auto v = store_.read(front_path_ + "/state")) fs = abi::parse_xenbus_state(*v);
+    if (fs == xenbus_state::connected || fs == xenbus_state::initialised || fs == xenbus_state::closing) {
+        spdlog::info("vif{}.{}: frontend is {} from an earlier backend; asking it to reconnect", front_dom_,
+                     devid_, abi::to_string(*fs));
+        restart_ = restart::wait_closed;
+        set_state(xenbus_state::closing);
+        return true;
+    }
+    if (fs == xenbus_state::closed) restart_ = restart::wait_reconnect;
     set_state(xenbus_state::init_wait);
     return true;
 }
@@ -94,7 +111,27 @@ void netback_vif::set_state(xenbus_state s) {
 void netback_vif::on_frontend_changed() {
     std::optional<xenbus_state> fs;
     if (auto v = store_.read(front_path_ + "/state")) fs = abi::parse_xenbus_state(*v);
+    if (restart_ != restart::none) {  // see probe()
+        if (fs == xenbus_state::closed) {
+            if (restart_ == restart::wait_closed) {
+                set_state(xenbus_state::closed);
+                set_state(xenbus_state::init_wait);
+                restart_ = restart::wait_reconnect;
+            }
+            return;  // it reconnects on our InitWait
+        }
+        if (restart_ == restart::wait_closed &&
+            (fs == xenbus_state::connected || fs == xenbus_state::initialised || fs == xenbus_state::closing))
+            return;  // still on its old rings
+        restart_ = restart::none;  // Initialising, Connected anew, gone...: the usual state machine
+    }
     const fsm_step st = backend_on_frontend(state_, fs, connected_);
+    if (st.action == fsm_action::fatal) {
+        // A state netif does not use (InitWait, Reconfiguring...): a peer fault.
+        ++queues_[0].c.peer_faults;
+        spdlog::error("vif{}.{}: frontend state '{}' is invalid; closing", front_dom_, devid_,
+                      store_.read(front_path_ + "/state").value_or(""));
+    }
     if (st.action == fsm_action::disconnect || st.action == fsm_action::fatal) disconnect();
     for (std::uint8_t i = 0; i < st.count; ++i) {
         if (st.path[i] == xenbus_state::connected && st.action == fsm_action::connect) {
@@ -139,13 +176,22 @@ bool netback_vif::connect() {
         if (!connect_queue(queues_[i], qpath)) return false;
     }
     if (!connect_ctrl()) return false;
+    if (cfg_.mode == tx_mode::raw) {
+        raw_ = svc_.mapper->open_foreign(front_dom_);
+        if (!raw_) {
+            spdlog::error("vif{}.{}: raw mode: cannot map the frontend's memory (emulated platform only)",
+                          front_dom_, devid_);
+            return false;
+        }
+    }
+    for (auto& q : queues_) q.rx_backlog.reset(cfg_.rx_backlog_bytes, rx_backlog_frames, abi::max_tx_size + 1);
     connected_ = true;
-    if (!port_watched_) {
+    if (!port_watched_ && !cfg_.busy_poll && port_->fd() >= 0) {  // "null" has no fd
         loop_.add(port_->fd(), [this] { on_port_readable(); });
         port_watched_ = true;
     }
     spdlog::info("vif{}.{}: connected ({} queue{}, sg={}, mode={})", front_dom_, devid_, queues_.size(),
-                 queues_.size() == 1 ? "" : "s", frontend_sg_, cfg_.mode == tx_mode::copy ? "copy" : "map");
+                 queues_.size() == 1 ? "" : "s", frontend_sg_, to_string(cfg_.mode));
     return true;
 }
 
@@ -190,8 +236,7 @@ bool netback_vif::connect_queue(backend_queue& q, const std::string& qpath) {
     if (q.tx->check_attach() != ring::ring_status::ok || q.rx->check_attach() != ring::ring_status::ok) {
         spdlog::error("vif{}.{}: ring indices inconsistent at attach (req_prod - rsp_prod > size)", front_dom_,
                       devid_);
-        ++q.c.peer_faults;
-        return false;
+        return false;  // counted once, as a peer fault, by on_frontend_changed()
     }
     auto t = svc_.evtchn->bind_interdomain(front_dom_, *ptx);
     if (!t) {
@@ -238,9 +283,9 @@ void netback_vif::disconnect() {
         q.tx_ring_map = {};
         q.rx_ring_map = {};
         q.tx_window.clear();
-        q.rx_backlog.clear();
-        q.rx_backlog_bytes = 0;
+        q.rx_backlog.release();
     }
+    raw_.reset();
     if (connected_) spdlog::info("vif{}.{}: disconnected", front_dom_, devid_);
     connected_ = false;
 }
@@ -276,6 +321,27 @@ void netback_vif::on_event(evtchn_port_t port) {
         if (q.tx_port == port) process_tx(q);
         if (connected_ && q.rx_port == port) process_rx(q);
     }
+}
+
+bool netback_vif::poll() {
+    if (!connected_ || disabled_) return false;
+    // Like event mode, leave the host port alone while a backlog is full: the
+    // port's own queue holds (or drops) the rest, at no cost to us.
+    const bool full = std::any_of(queues_.begin(), queues_.end(), [this](const auto& x) { return backlog_full(x); });
+    bool work = !full && pull_from_port() > 0;
+    for (auto& q : queues_) {
+        if (!connected_ || disabled_) return work;
+        const auto before = q.tx->req_cons();
+        process_tx(q);
+        if (!connected_ || disabled_) return work;
+        work = work || q.tx->req_cons() != before;
+        if (!q.rx_backlog.empty()) {
+            const auto rx_before = q.rx->req_cons();
+            process_rx(q);
+            work = work || (connected_ && q.rx->req_cons() != rx_before);
+        }
+    }
+    return work;
 }
 
 void netback_vif::notify(backend_queue& q, evtchn_port_t port) {

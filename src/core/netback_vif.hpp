@@ -1,7 +1,6 @@
 // One backend vif: handshake state, rings, event channels and the data path.
 // Private to src/core (netback.cpp owns the instances).
 #pragma once
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "frame_fifo.hpp"
 #include "vifkit/core/counters.hpp"
 #include "vifkit/core/netback.hpp"
 #include "vifkit/core/xenbus_fsm.hpp"
@@ -18,14 +18,14 @@
 
 namespace vifkit::core {
 
-// Frame buffer for one packet in flight through the backend.
+// Frames a queue's rx backlog may hold (its byte cap is netback_config::rx_backlog_bytes).
+inline constexpr std::size_t rx_backlog_frames = 1024;
+
+// Frame buffer for one guest-transmit packet of a batch. Allocated once per
+// vif and not initialised, so only the bytes packets really use become resident.
 struct frame_buf {
-    std::vector<std::byte> data;  // capacity max_tx_size + headroom, allocated once
+    std::unique_ptr<std::byte[]> data;  // max_tx_size + 1 bytes
     std::uint32_t len = 0;
-    // rx only: the Toeplitz hash to hand to the guest in a HASH extra
-    bool has_hash = false;
-    std::uint8_t hash_type = 0;  // extra's type byte (_XEN_NETIF_CTRL_HASH_TYPE_* number)
-    std::uint32_t hash = 0;
 };
 
 struct backend_queue {
@@ -35,8 +35,7 @@ struct backend_queue {
     evtchn_port_t tx_port = 0, rx_port = 0;  // equal when not split
     bool ports_bound = false;
     std::vector<abi::tx_request> tx_window;  // private copies not yet decoded
-    std::deque<frame_buf> rx_backlog;         // frames waiting for rx requests
-    std::size_t rx_backlog_bytes = 0;
+    frame_fifo rx_backlog;                    // frames waiting for rx requests (capped)
     queue_counters c;
 };
 
@@ -60,6 +59,8 @@ public:
     [[nodiscard]] unsigned devid() const { return devid_; }
     [[nodiscard]] const std::string& frontend_path() const { return front_path_; }
     [[nodiscard]] nlohmann::json stats() const;
+    // Busy-poll pass over this vif's rings and host port (netback::poll).
+    bool poll();
 
 private:
     // handshake
@@ -98,6 +99,11 @@ private:
     unsigned devid_;
     std::string back_path_, front_path_;
     xenbus_state state_ = xenbus_state::initialising;
+    // Found at probe a frontend of an earlier backend instance (we were restarted):
+    // wait_closed = we are Closing until it lets go of its old rings; wait_reconnect
+    // = we are InitWait and its Closed is expected (it reconnects on our InitWait).
+    enum class restart : std::uint8_t { none, wait_closed, wait_reconnect };
+    restart restart_ = restart::none;
     bool connected_ = false;
     bool disabled_ = false;
     bool frontend_sg_ = false;
@@ -110,6 +116,8 @@ private:
     evtchn_port_t ctrl_port_ = 0;
     bool ctrl_bound_ = false;
     std::unique_ptr<ctrl::backend_handler> handler_;
+    // raw mode: all of the frontend's memory, mapped at connect
+    std::unique_ptr<platform::foreign_view> raw_;
     // tx batch scratch (allocated once)
     std::vector<frame_buf> bufs_;
     std::vector<platform::copy_op> copy_ops_;
@@ -127,7 +135,15 @@ private:
         std::size_t begin, end;
     };
     std::vector<pkt_ops> pkt_ops_;
-    std::vector<std::byte> scratch_;  // one frame read from the host port
+    // memcpy-able slots of a tx batch (static grants, raw): prefetched first, copied after
+    struct direct_copy {
+        std::byte* dst;
+        const std::byte* src;
+        std::uint16_t len;
+    };
+    std::vector<direct_copy> direct_;
+    void queue_direct(std::byte* dst, const std::byte* src, std::uint16_t len, bool to_peer);
+    std::unique_ptr<std::byte[]> scratch_;  // one frame read from the host port
     struct rx_slot {
         std::uint16_t id;   // request id, echoed in the response (same slot)
         std::uint16_t len;  // bytes for this slot

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 
 #include "vifkit/core/xenbus_fsm.hpp"
 #include "vifkit/wire/xs_values.hpp"
@@ -20,6 +21,7 @@ netfront::netfront(util::event_loop& loop, platform::services& svc, platform::st
     cfg_.queues = std::clamp(cfg_.queues, 1u, 64u);
     cfg_.response_budget = std::clamp(cfg_.response_budget, 1u, 65536u);
     scratch_.resize(abi::max_tx_size + 1);
+    rx_batch_.reserve(ring::rx_ring_types::size);
     held_.resize(abi::max_tx_size + 1);
 }
 
@@ -76,9 +78,18 @@ void netfront::set_state(xenbus_state s) {
 
 void netfront::on_backend_changed() {
     std::optional<xenbus_state> bs;
-    if (auto v = store_.read(back_path_ + "/state")) bs = abi::parse_xenbus_state(*v);
+    if (auto v = store_.read(back_path_ + "/state")) {
+        bs = abi::parse_xenbus_state(*v);
+        if (!bs) {
+            // Not a state at all: a broken backend, not a missing one (which we wait out).
+            ++bad_backend_states_;
+            if (log_limit_.allow()) spdlog::warn("netfront: backend wrote state '{}'", *v);
+            if (connected_) return fault("invalid backend state");
+        }
+    }
     const fsm_step st = frontend_on_backend(state_, bs, connected_);
     if (st.action == fsm_action::disconnect || st.action == fsm_action::fatal) {
+        if (connected_) ++backend_closes_;
         disconnect();
         release_grants();
     }
@@ -123,8 +134,14 @@ bool netfront::connect() {
     }
     // Queues: what we want, capped by what the backend offers (absent = 1).
     unsigned max_q = 1;
-    if (auto m = store_.read(back_path_ + "/multi-queue-max-queues"))
-        max_q = std::clamp(wire::parse_u32(*m).value_or(1u), 1u, 64u);
+    if (auto m = store_.read(back_path_ + "/multi-queue-max-queues")) {
+        const auto v = wire::parse_u32(*m);
+        if (!v || *v == 0) {
+            ++bad_backend_keys_;
+            spdlog::warn("netfront: backend multi-queue-max-queues '{}' is invalid; one queue", *m);
+        }
+        max_q = std::clamp(v.value_or(1u), 1u, 64u);
+    }
     auto split = store_.read(back_path_ + "/feature-split-event-channels");
     const bool use_split = cfg_.use_split_event_channels && split && wire::parse_flag(*split).value_or(false);
     queues_.clear();
@@ -189,11 +206,27 @@ bool netfront::write_queue_keys(const queue& q, const std::string& dir, platform
     return ok && w("event-channel", std::to_string(q.tx_port));
 }
 
+void netfront::remove_stale_keys(platform::xs_tx t) {
+    // Ring keys of an earlier connection (other queue layout, a control ring the
+    // backend no longer offers) name revoked grants and closed ports: a backend
+    // reading them would map whatever those grefs name now. Only current keys stay.
+    static constexpr std::string_view per_connection[] = {
+        "multi-queue-num-queues", "tx-ring-ref", "rx-ring-ref", "event-channel", "event-channel-tx",
+        "event-channel-rx", "ctrl-ring-ref", "event-channel-ctrl"};
+    const auto dir = store_.directory(front_path_, t);
+    if (!dir) return;
+    for (const auto& k : *dir)
+        if (k.starts_with("queue-") || std::find(std::begin(per_connection), std::end(per_connection), k) !=
+                                           std::end(per_connection))
+            store_.rm(front_path_ + "/" + k, t);
+}
+
 bool netfront::write_keys() {
     for (int attempt = 0; attempt < 16; ++attempt) {
         auto t = store_.begin();
         if (!t) return false;
         const auto w = [&](const char* k, const std::string& v) { return store_.write(front_path_ + "/" + k, v, *t); };
+        remove_stale_keys(*t);
         bool ok = w("request-rx-copy", "1") && w("feature-rx-notify", "1") && w("feature-sg", "1");
         if (queues_.size() == 1) {
             ok = ok && write_queue_keys(queues_[0], front_path_, *t);
@@ -335,6 +368,9 @@ nlohmann::json netfront::stats() const {
             {"event_channels", svc_.evtchn->bound_count()},
             {"leaked_pages", leaked_pages_},
             {"connects", connects_},
+            {"backend_closes", backend_closes_},
+            {"bad_backend_states", bad_backend_states_},
+            {"bad_backend_keys", bad_backend_keys_},
             {"ctrl_ring", ctrl_.has_value()},
             {"ctrl", ctrl},
             {"static_grants", static_registered()},

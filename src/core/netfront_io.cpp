@@ -7,19 +7,18 @@
 
 #include "vifkit/core/netfront.hpp"
 #include "vifkit/core/steering.hpp"
+#include "vifkit/wire/checksum.hpp"
+#include "vifkit/wire/rx_decoder.hpp"
 
 namespace vifkit::core {
-
-namespace {
-constexpr unsigned max_rx_slots = abi::nr_slots_min + 1;
-}  // namespace
 
 void netfront::notify(queue& q, evtchn_port_t port) {
     if (svc_.evtchn->notify(port) == 0) ++q.c.notifies_sent;
 }
 
 void netfront::watch_port(bool on) {
-    if (on == port_watched_ || !port_) return;
+    // busy: poll() reads the port; a port without an fd ("null") never has input
+    if (on == port_watched_ || !port_ || cfg_.busy_poll || port_->fd() < 0) return;
     if (on)
         loop_.add(port_->fd(), [this] { on_port_readable(); });
     else
@@ -76,11 +75,12 @@ void netfront::defer_responses(queue& q) {
 void netfront::process_tx_responses(queue& q) {
     for (int n = 0; q.tx;) {
         if (n >= static_cast<int>(cfg_.response_budget)) {
-            defer_responses(q);
+            if (!cfg_.busy_poll) defer_responses(q);
             break;
         }
         const auto u = q.tx->pending_responses();
         if (u.status == ring::ring_status::overflow) return fault("tx rsp_prod beyond the ring");
+        if (u.count > q.tx->req_prod_pvt() - q.tx->rsp_cons()) return fault("tx: more responses than requests");
         for (std::uint32_t i = 0; i < u.count; ++i, ++n) {
             const abi::tx_response r = q.tx->take_response();
             if (r.status == abi::rsp::null_) continue;  // answer to an extra slot
@@ -93,7 +93,7 @@ void netfront::process_tx_responses(queue& q) {
             q.tx_free.push_back(r.id);
             if (r.status != abi::rsp::okay) ++q.c.tx_errors;
         }
-        if (!q.tx->final_check_for_responses()) break;
+        if (cfg_.busy_poll || !q.tx->final_check_for_responses()) break;  // busy: rsp_event stays unarmed
     }
     if (!q.tx_free.empty() && backend_connected_) {
         watch_port(true);
@@ -103,48 +103,60 @@ void netfront::process_tx_responses(queue& q) {
 
 void netfront::take_rx_response(queue& q, std::uint32_t slot, const abi::rx_response& r) {
     // The buffer is the one we posted in this slot; a data response must also
-    // echo its id (a response in the wrong slot is a backend error).
+    // echo its id (a response in the wrong slot is a backend error). The checks
+    // are wire::decode_rx_slot's; this applies its verdict.
     const std::uint16_t id = q.rx_slot_buf[slot & (ring::rx_ring_types::size - 1)];
-    if (id >= q.rx_bufs.size() || !q.rx_bufs[id].in_flight) {
+    const bool posted = id < q.rx_bufs.size() && q.rx_bufs[id].in_flight;
+    // The first data slot of a chain carries the packet's flags.
+    if (!q.rx_in_chain && !q.rx_extra_next) q.rx_csum_blank = (r.flags & abi::rxf::csum_blank) != 0;
+    wire::rx_chain c{q.rx_len, q.rx_slots, q.rx_bad, q.rx_in_chain, q.rx_extra_next};
+    const wire::rx_slot s = wire::decode_rx_slot(c, r, posted, id, q.rx_frame.size());
+    q.rx_len = c.len;
+    q.rx_slots = c.slots;
+    q.rx_bad = c.bad;
+    q.rx_in_chain = c.in_chain;
+    q.rx_extra_next = c.extra_next;
+    if (s.what == wire::rx_slot::kind::no_buffer) {
         ++q.c.bad_responses;
-        q.rx_bad = true;
         if (log_limit_.allow()) spdlog::warn("netfront: rx response in a slot with no posted buffer");
         return;
     }
     auto& b = q.rx_bufs[id];
     b.in_flight = false;  // recycled by post_rx_buffers()
-    if (q.rx_extra_next) {
-        // An extra_info slot (GSO/hash): its payload is not used by this frontend.
-        abi::extra_info e;
-        std::memcpy(&e, &r, sizeof e);
-        if (e.type == abi::extra_type::hash) ++q.c.rx_hash_extras;
-        q.rx_extra_next = (e.flags & abi::extra_flag::more) != 0;
-        if (!q.rx_in_chain && !q.rx_extra_next) finish_rx_chain(q);
-        return;
-    }
-    if (r.id != id) {
+    if (s.hash_extra) ++q.c.rx_hash_extras;
+    if (s.wrong_id) {
         ++q.c.bad_responses;  // data response in the wrong slot
-        q.rx_bad = true;
         if (log_limit_.allow()) spdlog::warn("netfront: rx response id {} in the slot of buffer {}", r.id, id);
     }
-    const bool first = !q.rx_in_chain;
-    if (first && (r.flags & abi::rxf::extra_info)) q.rx_extra_next = true;
-    q.rx_in_chain = (r.flags & abi::rxf::more_data) != 0;
-    ++q.rx_slots;
-    if (r.status < 0 || static_cast<std::uint32_t>(r.offset) + static_cast<std::uint16_t>(r.status) > page_size ||
-        q.rx_slots > max_rx_slots) {
-        q.rx_bad = true;
-    } else if (r.status > 0 && q.rx_len + static_cast<std::uint32_t>(r.status) <= q.rx_frame.size()) {
-        std::memcpy(q.rx_frame.data() + q.rx_len, static_cast<const std::byte*>(b.page.addr) + r.offset,
-                    static_cast<std::size_t>(r.status));
-        q.rx_len += static_cast<std::uint32_t>(r.status);
-    } else if (r.status != 0) {
-        q.rx_bad = true;
+    if (s.what == wire::rx_slot::kind::extra) {
+        abi::extra_info e;
+        std::memcpy(&e, &r, sizeof e);
+        if (e.type == abi::extra_type::none || e.type >= abi::extra_type::max) {
+            ++q.c.bad_responses;  // extra type out of range: drop the packet (netif-spec §4.4)
+            q.rx_bad = true;
+        }
+    } else if (s.what == wire::rx_slot::kind::data && q.rx_slots == wire::rx_max_slots + 1) {
+        ++q.c.bad_responses;  // the chain just exceeded the slot limit: dropped at its end
     }
-    if (!q.rx_in_chain && !q.rx_extra_next) finish_rx_chain(q);
+    if (s.copy_len != 0)
+        std::memcpy(q.rx_frame.data() + s.copy_at, static_cast<const std::byte*>(b.page.addr) + s.copy_offset,
+                    s.copy_len);
+    if (s.chain_done) finish_rx_chain(q);
 }
 
 void netfront::finish_rx_chain(queue& q) {
+    if (!q.rx_bad && q.rx_len >= abi::eth_hlen && q.rx_csum_blank) {
+        // The backend passed on a packet whose TCP/UDP checksum was offloaded
+        // (Linux netback does for local traffic): complete it for the guest.
+        const auto cr = wire::complete_l4_checksum(std::span(q.rx_frame.data(), q.rx_len));
+        if (cr == wire::csum_result::malformed) {
+            ++q.c.csum_errors;
+            q.rx_bad = true;
+        } else if (cr == wire::csum_result::done) {
+            ++q.c.csum_completed;
+        }
+    }
+    q.rx_csum_blank = false;
     if (q.rx_bad || q.rx_len < abi::eth_hlen) {
         ++q.c.rx_errors;
     } else if (port_->send(std::span(q.rx_frame.data(), q.rx_len))) {
@@ -160,17 +172,28 @@ void netfront::finish_rx_chain(queue& q) {
 void netfront::process_rx_responses(queue& q) {
     for (int n = 0; q.rx;) {
         if (n >= static_cast<int>(cfg_.response_budget)) {
-            defer_responses(q);
+            if (!cfg_.busy_poll) defer_responses(q);
             break;
         }
         const auto u = q.rx->pending_responses();
         if (u.status == ring::ring_status::overflow) return fault("rx rsp_prod beyond the ring");
-        for (std::uint32_t i = 0; i < u.count; ++i, ++n) {
+        if (u.count > q.rx->req_prod_pvt() - q.rx->rsp_cons()) return fault("rx: more responses than requests");
+        // Copy the responses out first and prefetch the buffers they name, so
+        // the misses on pages the backend just wrote overlap; then handle them.
+        rx_batch_.clear();
+        for (std::uint32_t i = 0; i < u.count; ++i) {
             const std::uint32_t slot = q.rx->next_response_index();
-            take_rx_response(q, slot, q.rx->take_response());
+            const abi::rx_response r = q.rx->take_response();
+            const std::uint16_t id = q.rx_slot_buf[slot & (ring::rx_ring_types::size - 1)];
+            if (id < q.rx_bufs.size()) __builtin_prefetch(static_cast<const std::byte*>(q.rx_bufs[id].page.addr) + (r.offset & (page_size - 1)));
+            rx_batch_.push_back({slot, r});
+        }
+        for (const auto& [slot, r] : rx_batch_) {
+            take_rx_response(q, slot, r);
+            ++n;
         }
         post_rx_buffers(q);
-        if (!q.rx || !q.rx->final_check_for_responses()) break;
+        if (!q.rx || cfg_.busy_poll || !q.rx->final_check_for_responses()) break;
     }
 }
 
@@ -185,6 +208,9 @@ bool netfront::send_frame(queue& q, std::span<const std::byte> frame) {
     for (unsigned s = 0; s < slots; ++s) {
         const std::uint16_t id = q.tx_free.back();
         q.tx_free.pop_back();
+        // The next frame's page: the backend read it last, so writing it misses.
+        if (!q.tx_free.empty()) __builtin_prefetch(q.tx_bufs[q.tx_free.back()].page.addr, 1);
+        q.tx->prefetch_request_slot(8);
         auto& b = q.tx_bufs[id];
         const std::size_t off = s * page_size;
         const std::size_t chunk = std::min(page_size, len - off);
@@ -201,6 +227,25 @@ bool netfront::send_frame(queue& q, std::span<const std::byte> frame) {
     ++q.c.tx_packets;
     q.c.tx_bytes += len;
     return true;
+}
+
+bool netfront::poll() {
+    if (!connected()) return false;
+    bool work = false;
+    std::uint64_t sent = 0;
+    for (auto& q : queues_) {
+        const auto tx0 = q.tx->rsp_cons(), rx0 = q.rx->rsp_cons();
+        process_tx_responses(q);
+        if (!connected()) return work;
+        process_rx_responses(q);
+        if (!connected()) return work;
+        work = work || q.tx->rsp_cons() != tx0 || q.rx->rsp_cons() != rx0;
+        sent += q.c.tx_packets + q.c.tx_drops;
+    }
+    on_port_readable();
+    if (!connected()) return work;
+    for (const auto& q : queues_) sent -= q.c.tx_packets + q.c.tx_drops;
+    return work || sent != 0;
 }
 
 std::size_t netfront::pick_queue(std::span<const std::byte> frame) const {

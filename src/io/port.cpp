@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "gen/gen_port.hpp"
 #include "loop/seqpacket_port.hpp"
 #include "vifkit/io/packet_port.hpp"
 #include "vifkit/io/tap_port.hpp"
@@ -62,6 +63,7 @@ std::unique_ptr<packet_port> open_tap_spec(std::string_view rest, std::string* e
 std::unique_ptr<packet_port> open_port(const std::string& spec, std::string* error) {
     const std::string_view s = spec;
     if (s == "null") return std::make_unique<null_port>();
+    if (s.starts_with("gen:")) return detail::gen_port::open(s.substr(4), error);
     if (s.starts_with("tap:")) return open_tap_spec(s.substr(4), error);
     if (s.starts_with("unix:")) return detail::unix_listen_port::open(spec.substr(5), error);
     if (s.starts_with("unix-connect:")) return detail::open_unix_connect(spec.substr(13), error);
@@ -75,7 +77,11 @@ std::string usage() {
            "  unix:PATH            listen on a SOCK_SEQPACKET unix socket at PATH, one\n"
            "                       frame per datagram; a new peer replaces the old one\n"
            "  unix-connect:PATH    connect to a \"unix:\" port at PATH\n"
-           "  null                 discard everything sent, never receive\n";
+           "  null                 discard everything sent, never receive\n"
+           "  gen:SIZE[:flows=N][:count=N]\n"
+           "                       traffic source (benchmarks): receives IPv4/UDP frames\n"
+           "                       of SIZE bytes from N source addresses (default 64),\n"
+           "                       endless or COUNT frames; discards what is sent\n";
 }
 
 std::pair<std::unique_ptr<packet_port>, std::unique_ptr<packet_port>> make_mem_pair() {

@@ -4,7 +4,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -104,6 +106,18 @@ bool wait_until(std::chrono::milliseconds timeout, const auto& pred) {
     }
     return true;
 }
+// A connection to the unix socket at `path` succeeds (it is listening).
+bool accepts(const std::string& path, int type) {
+    sockaddr_un addr{};
+    if (path.size() >= sizeof addr.sun_path) return false;
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    const int fd = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return ok;
+}
 }  // namespace
 
 emu_env::emu_env()
@@ -111,7 +125,9 @@ emu_env::emu_env()
     xenstored_ = child({bin_dir() + "/vifkit-xenstored", "--socket", xs_sock, "--broker", broker_sock,
                         "--log-level", "warn"},
                        dir + "/xenstored.log");
-    if (!wait_until(10s, [&] { return fs::exists(broker_sock) && fs::exists(xs_sock); }))
+    // The socket files appear at bind(), a moment before listen(): wait until
+    // both really accept a connection.
+    if (!wait_until(10s, [&] { return accepts(broker_sock, SOCK_SEQPACKET) && accepts(xs_sock, SOCK_STREAM); }))
         throw std::runtime_error("vifkit-xenstored did not start: " + log("xenstored"));
     ::setenv("XENSTORED_PATH", xs_sock.c_str(), 1);
     store_ = platform::store::open();
@@ -127,7 +143,9 @@ emu_env::~emu_env() {
 
 child emu_env::start_backend(const std::vector<std::string>& extra) {
     std::vector<std::string> argv{bin_dir() + "/vifkit-back", "--broker", broker_sock, "--store", xs_sock,
-                                  "--port", "unix:" + dir + "/back-{domid}.{devid}.sock",
+                                  "--port",
+                                  backend_port_spec.empty() ? "unix:" + dir + "/back-{domid}.{devid}.sock"
+                                                            : backend_port_spec,
                                   "--stats-file", stats_path("back"), "--log-level", "info"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return child(argv, dir + "/back.log");
@@ -136,7 +154,8 @@ child emu_env::start_backend(const std::vector<std::string>& extra) {
 child emu_env::start_frontend(unsigned domid, const std::vector<std::string>& extra) {
     const std::string who = "front" + std::to_string(domid);
     std::vector<std::string> argv{bin_dir() + "/vifkit-front", "--broker", broker_sock, "--store", xs_sock,
-                                  "--domid", std::to_string(domid), "--port", "unix:" + frontend_port(domid),
+                                  "--domid", std::to_string(domid), "--port",
+                                  frontend_port_spec.empty() ? "unix:" + frontend_port(domid) : frontend_port_spec,
                                   "--stats-file", stats_path(who), "--log-level", "info"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return child(argv, dir + "/" + who + ".log");

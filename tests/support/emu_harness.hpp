@@ -49,6 +49,9 @@ public:
     ~emu_env();
     const std::string dir, xs_sock, broker_sock;
 
+    // Host port spec of vifkit-back (and guest port spec of vifkit-front) for the
+    // next start_*(); empty = the default "unix:" sockets in `dir`.
+    std::string backend_port_spec, frontend_port_spec;
     child start_backend(const std::vector<std::string>& extra = {});
     child start_frontend(unsigned domid, const std::vector<std::string>& extra = {});
     bool attach(unsigned guest, unsigned devid = 0, bool detach = false);

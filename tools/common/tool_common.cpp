@@ -1,5 +1,6 @@
 #include "tool_common.hpp"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -12,7 +13,11 @@
 #include <fstream>
 #include <system_error>
 
+#include <chrono>
+
 #include <spdlog/spdlog.h>
+
+#include "vifkit/platform/xen.hpp"
 
 namespace vifkit::tools {
 
@@ -67,8 +72,66 @@ emu_session open_emu(const std::string& broker, domid_t domid, std::size_t mem_p
     return s;
 }
 
+void watch_broker(util::event_loop& loop, emu_session& s, const char* tool, bool& lost) {
+    if (!s.domain) return;
+    emu::domain* d = s.domain.get();
+    const int fd = d->broker_fd();
+    loop.add(fd, [&loop, &lost, d, fd, tool] {
+        if (!d->broker_lost()) return;
+        loop.remove(fd);
+        spdlog::error("{}: lost the connection to the emulated hypervisor (vifkit-xenstored's broker exited); "
+                      "our domain, grants and event channels are gone with it and a restarted "
+                      "vifkit-xenstored knows none of them: exiting",
+                      tool);
+        lost = true;
+        loop.stop();
+    });
+}
+
+emu_session open_xen(std::optional<domid_t> domid, bool backend) {
+    if (std::string why; !platform::xen::devices_present(&why))
+        throw std::runtime_error("platform xen: not running on Xen (or the xen-evtchn/xen-gntdev/xen-gntalloc "
+                                 "modules are not loaded): " + why);
+    emu_session s;
+    s.store = platform::store::open();
+    if (!s.store)
+        throw std::runtime_error(std::string("platform xen: cannot connect to xenstored (xs_open): ") +
+                                 std::strerror(errno) + " (not running on Xen, or no xenstored / xenbus device)");
+    if (!domid) {
+        domid = platform::xen::self_domid(*s.store);
+        if (!domid)
+            throw std::runtime_error(std::string("platform xen: cannot read our domain id from xenstore (domid): ") +
+                                     std::strerror(errno) + "; pass --domid");
+    }
+    platform::xen::open_options o;
+    o.mapper = backend;
+    o.sharer = !backend;
+    if (backend) o.max_grants = 65536;
+    s.svc = platform::xen::open_services(*domid, o);
+    return s;
+}
+
+void run_loop(util::event_loop& loop, bool busy, const std::function<bool()>& poll) {
+    if (!busy) return loop.run();
+    unsigned idle = 0;
+    for (unsigned pass = 0; !loop.stopped(); ++pass) {
+        idle = poll() ? 0 : idle + 1;
+        if (pass % busy_loop_interval == 0) loop.run_once(std::chrono::milliseconds(0));
+        // Nothing moved for a while: still spin, but let anything else that is
+        // runnable on this CPU go first (no cost when the CPU is ours alone).
+        if (idle >= busy_idle_yield) {
+            ::sched_yield();
+            idle = 0;
+        }
+    }
+}
+
 void dump_stats(const std::string& path, nlohmann::json j, const char* tool) {
     j["tool"] = tool;
+    // When the counters were taken (CLOCK_MONOTONIC): rates from two dumps
+    // do not depend on how fast the reader noticed them.
+    j["monotonic_ns"] = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch()).count();
     write_json(path.empty() ? "-" : path, j);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -38,6 +39,35 @@ struct emu_session {
 // Attach to the broker as `domid` and connect to the store. Throws
 // std::runtime_error with a clear message on failure.
 emu_session open_emu(const std::string& broker, domid_t domid, std::size_t mem_pages, std::size_t grant_entries);
+
+// Emulated platform: when the broker (the emulated hypervisor, part of
+// vifkit-xenstored) goes away, log a clear error, set `lost` and stop `loop`.
+// Nothing of the session survives that and a restarted vifkit-xenstored knows
+// none of it, so the tool exits (status 1) rather than serving on unnoticed.
+// No-op for a session without an emulated domain.
+void watch_broker(util::event_loop& loop, emu_session& s, const char* tool, bool& lost);
+
+// Real Xen (--platform xen): the /dev/xen services and libxenstore's default
+// connection; `domain` stays empty. Our domain id is `domid` if given, else
+// what xenstore says ("domid"). A backend opens the mapper, a frontend the
+// sharer. Throws std::runtime_error with a clear message on failure (for
+// example when /dev/xen/* is absent: not running on Xen).
+emu_session open_xen(std::optional<domid_t> domid, bool backend);
+
+// "emu" or "xen": the choices of --platform.
+inline constexpr const char* platform_help =
+    "Platform: emu (emulated Xen: vifkit-xenstored broker, needs --broker) or\n"
+    "xen (real Xen: /dev/xen/{gntdev,gntalloc,evtchn} and the system xenstored)";
+
+// Run `loop` until it is stopped. With busy = false that is loop.run(). With
+// busy = true it spins on `poll` (the data path, no sleeping and no syscalls
+// of its own) and lets the loop dispatch its fds (event channels, xenstore
+// watches, signals) without waiting, once every `busy_loop_interval` passes.
+// After `busy_idle_yield` passes in a row with nothing to do it calls
+// sched_yield(), so a busy-polling process does not starve others on its CPU.
+inline constexpr unsigned busy_loop_interval = 128;
+inline constexpr unsigned busy_idle_yield = 1024;
+void run_loop(util::event_loop& loop, bool busy, const std::function<bool()>& poll);
 
 // Stats JSON of a tool: `j` with "tool" added, to `path` ('-' or empty = stdout).
 void dump_stats(const std::string& path, nlohmann::json j, const char* tool);

@@ -1,6 +1,9 @@
 // vifkit-back: the netif backend (netback) as a process.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <optional>
+
 #include "tool_common.hpp"
 #include "vifkit/core/netback.hpp"
 #include "vifkit/emu/domain.hpp"
@@ -14,17 +17,35 @@ int main(int argc, char** argv) {
         "vifkit-back: Xen netif backend (netback) in userspace.\n"
         "Serves every vif whose backend directory appears under\n"
         "/local/domain/<domid>/backend/vif/<guest>/<devid> (see vifkit-attach),\n"
-        "moving packets between the guest's rings and a host port."};
+        "moving packets between the guest's rings and a host port.\n"
+        "--platform xen runs it on real Xen in dom0 or a driver domain (with the\n"
+        "kernel xen-netback not loaded, or with a private --backend-type)."};
     std::string broker, store_sock, mode = "copy", port_tmpl = "tap:vif{domid}.{devid}", pcap_tmpl;
-    std::string stats_file, log_level = "info";
+    std::string stats_file, log_level = "info", platform_name = "emu", backend_type = "vif";
     unsigned domid = 0, batch = 32, max_queues = 4, static_per_queue = 1024, static_per_vif = 4096;
     bool no_ctrl_ring = false, no_static = false;
     std::size_t mem_pages = 256;
-    app.add_option("--broker", broker, "Emulated Xen: broker socket of vifkit-xenstored")->required();
+    app.add_option("--platform", platform_name, tools::platform_help)
+        ->check(CLI::IsMember({"emu", "xen"}))
+        ->capture_default_str();
+    app.add_option("--broker", broker, "Emulated Xen: broker socket of vifkit-xenstored (required with --platform emu)");
     app.add_option("--store", store_sock, "xenstored socket (sets XENSTORED_PATH)");
-    app.add_option("--domid", domid, "Our domain id (the backend/driver domain)")->capture_default_str();
-    app.add_option("--mode", mode, "Guest-transmit data path: copy (grant copy) or map (grant map)")
-        ->check(CLI::IsMember({"copy", "map"}))
+    app.add_option("--domid", domid, "Our domain id (the backend/driver domain; on xen: read from xenstore if not given)")
+        ->capture_default_str();
+    app.add_option("--backend-type", backend_type,
+                   "Device type served: backend/<NAME>/<domid>/<devid> (vif; or a private name, as QEMU's qnic)")
+        ->capture_default_str();
+    app.add_option("--mode", mode,
+                   "Data path for buffers no static grant covers: copy (grant copy), map (grant map on\n"
+                   "guest transmit), raw (benchmark ceiling: the guest's memory mapped once, NO grant\n"
+                   "checks; emulated platform only)")
+        ->check(CLI::IsMember({"copy", "map", "raw"}))
+        ->capture_default_str();
+    std::string poll_mode = "event";
+    app.add_option("--poll", poll_mode,
+                   "event: sleep until an event channel or port wakes us (default);\n"
+                   "busy: spin on the rings and ports (one CPU at 100%, no notifications)")
+        ->check(CLI::IsMember({"event", "busy"}))
         ->capture_default_str();
     app.add_option("--port", port_tmpl,
                    "Host port per vif; {domid} and {devid} are substituted.\n" + io::usage())
@@ -43,16 +64,29 @@ int main(int argc, char** argv) {
     app.add_option("--stats-file", stats_file, "Write stats JSON here on SIGUSR1 and at exit ('-' = stdout)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    const bool on_xen = platform_name == "xen";
+    if (!on_xen && broker.empty()) {
+        std::fprintf(stderr, "vifkit-back: --broker is required with --platform emu\n");
+        return 2;
+    }
+    if (backend_type.empty() || backend_type.find('/') != std::string::npos) {
+        std::fprintf(stderr, "vifkit-back: bad --backend-type '%s'\n", backend_type.c_str());
+        return 2;
+    }
 
     util::init_logging("vifkit-back", log_level);
     tools::use_store_socket(store_sock);
     try {
-        auto session = tools::open_emu(broker, static_cast<domid_t>(domid), mem_pages, 4096);
+        auto session = on_xen ? tools::open_xen(app.count("--domid") ? std::optional<domid_t>(static_cast<domid_t>(domid))
+                                                                      : std::nullopt,
+                                                true)
+                              : tools::open_emu(broker, static_cast<domid_t>(domid), mem_pages, 4096);
         auto& svc = session.svc;
         auto& store = session.store;
         util::event_loop loop;
         core::netback_config cfg;
-        cfg.mode = mode == "map" ? core::tx_mode::map : core::tx_mode::copy;
+        cfg.mode = mode == "map" ? core::tx_mode::map : mode == "raw" ? core::tx_mode::raw : core::tx_mode::copy;
+        cfg.busy_poll = poll_mode == "busy";
         cfg.port_template = port_tmpl;
         cfg.pcap_template = pcap_tmpl;
         cfg.batch = batch;
@@ -61,15 +95,21 @@ int main(int argc, char** argv) {
         cfg.static_grants.enabled = !no_static;
         cfg.static_grants.per_queue = static_per_queue;
         cfg.static_grants.per_vif = static_per_vif;
+        cfg.backend_type = backend_type;
+        cfg.write_hotplug_status = on_xen;  // no hotplug script is needed to bring the vif up
         core::netback nb(loop, svc, *store, cfg);
         auto dump = [&] { tools::dump_stats(stats_file, nb.stats(), "vifkit-back"); };
         tools::install_signals(loop, {[&] { loop.stop(); }, dump, {}});
+        bool broker_lost = false;
+        tools::watch_broker(loop, session, "vifkit-back", broker_lost);
         nb.start();
-        spdlog::info("domain {} serving {}/backend/vif", svc.self, store->domain_path(svc.self));
-        loop.run();
+        spdlog::info("domain {} ({}) serving {}/backend/{}", svc.self, platform_name, store->domain_path(svc.self),
+                     backend_type);
+        tools::run_loop(loop, cfg.busy_poll, [&] { return nb.poll(); });
         nb.shutdown();
         dump();
         if (!stats_file.empty() && stats_file != "-") tools::write_json("-", nb.stats());
+        if (broker_lost) return 1;
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
         return 1;

@@ -2,6 +2,9 @@
 // domain with one vif whose guest side is a packet port (a TAP = the guest's eth0).
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <optional>
+
 #include "tool_common.hpp"
 #include "vifkit/core/netfront.hpp"
 #include "vifkit/emu/domain.hpp"
@@ -14,15 +17,21 @@ int main(int argc, char** argv) {
     CLI::App app{
         "vifkit-front: Xen netif frontend (netfront) in userspace.\n"
         "Runs as emulated guest domain --domid and drives the vif\n"
-        "/local/domain/<domid>/device/vif/<devid> written by vifkit-attach."};
+        "/local/domain/<domid>/device/vif/<devid> written by vifkit-attach.\n"
+        "--platform xen runs it in a real Xen domU (kernel xen-netfront not loaded),\n"
+        "driving the vif the toolstack created (xl vif=[...])."};
     std::string broker, store_sock, port = "tap:eth0", pcap, stats_file, log_level = "info", ctl_socket;
+    std::string platform_name = "emu";
     unsigned domid = 1, devid = 0, rx_buffers = 256, tx_buffers = 256;
     std::size_t mem_pages = 8192;
     bool no_split = false, no_ctrl_ring = false, no_static = false;
     unsigned queues = 1, response_budget = 1024;
-    app.add_option("--broker", broker, "Emulated Xen: broker socket of vifkit-xenstored")->required();
+    app.add_option("--platform", platform_name, tools::platform_help)
+        ->check(CLI::IsMember({"emu", "xen"}))
+        ->capture_default_str();
+    app.add_option("--broker", broker, "Emulated Xen: broker socket of vifkit-xenstored (required with --platform emu)");
     app.add_option("--store", store_sock, "xenstored socket (sets XENSTORED_PATH)");
-    app.add_option("--domid", domid, "Our (guest) domain id")->check(CLI::Range(1u, 0x7FEFu))->capture_default_str();
+    app.add_option("--domid", domid, "Our (guest) domain id (on xen: read from xenstore if not given)")->check(CLI::Range(1u, 0x7FEFu))->capture_default_str();
     app.add_option("--devid", devid, "vif device id")->capture_default_str();
     app.add_option("--port", port, "Guest-side port.\n" + io::usage())->capture_default_str();
     app.add_option("--pcap", pcap, "Capture the guest side to this pcap file");
@@ -37,16 +46,30 @@ int main(int argc, char** argv) {
     app.add_option("--response-budget", response_budget,
                    "Ring responses handled per event before yielding to the loop (event-storm bound)")
         ->check(CLI::Range(1u, 65536u))->capture_default_str();
+    std::string poll_mode = "event";
+    app.add_option("--poll", poll_mode,
+                   "event: sleep until an event channel or the port wakes us (default);\n"
+                   "busy: spin on the rings and the port (one CPU at 100%, no notifications)")
+        ->check(CLI::IsMember({"event", "busy"}))
+        ->capture_default_str();
     app.add_option("--ctl-socket", ctl_socket, "Serve vifkit-ctl on this unix socket (send control messages by hand)");
     app.add_option("--stats-file", stats_file, "Write stats JSON here on SIGUSR1 and at exit ('-' = stdout)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
     app.footer("Signals: SIGTERM/SIGINT close the vif cleanly; SIGUSR1 writes stats; SIGHUP reconnects.");
     CLI11_PARSE(app, argc, argv);
+    const bool on_xen = platform_name == "xen";
+    if (!on_xen && broker.empty()) {
+        std::fprintf(stderr, "vifkit-front: --broker is required with --platform emu\n");
+        return 2;
+    }
 
     util::init_logging("vifkit-front", log_level);
     tools::use_store_socket(store_sock);
     try {
-        auto session = tools::open_emu(broker, static_cast<domid_t>(domid), mem_pages, 16384);
+        auto session = on_xen ? tools::open_xen(app.count("--domid") ? std::optional<domid_t>(static_cast<domid_t>(domid))
+                                                                      : std::nullopt,
+                                                false)
+                              : tools::open_emu(broker, static_cast<domid_t>(domid), mem_pages, 16384);
         auto& svc = session.svc;
         auto& store = session.store;
         util::event_loop loop;
@@ -62,14 +85,18 @@ int main(int argc, char** argv) {
         cfg.static_grants = !no_static;
         cfg.ctl_socket = ctl_socket;
         cfg.response_budget = response_budget;
+        cfg.busy_poll = poll_mode == "busy";
         core::netfront nf(loop, svc, *store, cfg);
         auto dump = [&] { tools::dump_stats(stats_file, nf.stats(), "vifkit-front"); };
         tools::install_signals(loop, {[&] { loop.stop(); }, dump, [&] { nf.reconnect(); }});
+        bool broker_lost = false;
+        tools::watch_broker(loop, session, "vifkit-front", broker_lost);
         if (!nf.start()) return 1;
-        loop.run();
+        tools::run_loop(loop, cfg.busy_poll, [&] { return nf.poll(); });
         nf.shutdown();
         dump();
         if (!stats_file.empty() && stats_file != "-") tools::write_json("-", nf.stats());
+        if (broker_lost) return 1;
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
         return 1;

@@ -19,6 +19,9 @@ struct queue_counters {
     // and rx slots that had to fall back to a copy (read-only mapping)
     std::uint64_t static_hits = 0, static_fallbacks = 0;
     std::uint64_t rx_hash_extras = 0;  // frontend: HASH extras received
+    // checksums the peer left blank (csum_blank) that we completed in software,
+    // and csum_blank packets whose headers were too broken to do it (dropped)
+    std::uint64_t csum_completed = 0, csum_errors = 0;
     // event channel traffic
     std::uint64_t notifies_sent = 0, events_received = 0;
     // peer misbehaviour
@@ -26,6 +29,9 @@ struct queue_counters {
     std::uint64_t bad_responses = 0;  // frontend: rejected backend responses
     std::uint64_t rx_stalls = 0;      // backend: no rx buffers for the next packet
     std::uint64_t backlog_drops = 0;  // backend: rx backlog full
+    // backend: new tx requests arrived but the last packet's chain (more_data /
+    // extra_info) runs past req_prod: it is held, unanswered, until completed
+    std::uint64_t tx_incomplete = 0;
 };
 
 inline void to_json(nlohmann::json& j, const queue_counters& c) {
@@ -38,10 +44,11 @@ inline void to_json(nlohmann::json& j, const queue_counters& c) {
         {"grant_copies", c.grant_copies}, {"copy_batches", c.copy_batches},
         {"grant_errors", c.grant_errors}, {"notifies_sent", c.notifies_sent},
         {"static_hits", c.static_hits},   {"static_fallbacks", c.static_fallbacks},
-        {"rx_hash_extras", c.rx_hash_extras},
+        {"rx_hash_extras", c.rx_hash_extras}, {"csum_completed", c.csum_completed},
+        {"csum_errors", c.csum_errors},
         {"events_received", c.events_received}, {"peer_faults", c.peer_faults},
         {"bad_responses", c.bad_responses}, {"rx_stalls", c.rx_stalls},
-        {"backlog_drops", c.backlog_drops},
+        {"backlog_drops", c.backlog_drops}, {"tx_incomplete", c.tx_incomplete},
     };
 }
 

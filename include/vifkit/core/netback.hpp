@@ -27,7 +27,13 @@
 
 namespace vifkit::core {
 
-enum class tx_mode : std::uint8_t { copy, map };
+// How the backend reaches the frontend's buffers when no static grant covers them.
+//   copy - grant copy (one validated batch per round);
+//   map  - grant map, memcpy, unmap (guest transmit; receive still copies);
+//   raw  - benchmark ceiling: all of the frontend's memory mapped once, grant
+//          refs translated with no check at all (emulated platform only).
+enum class tx_mode : std::uint8_t { copy, map, raw };
+[[nodiscard]] const char* to_string(tx_mode m);
 
 struct netback_config {
     tx_mode mode = tx_mode::copy;
@@ -42,6 +48,15 @@ struct netback_config {
     unsigned max_queues = 4;          // multi-queue-max-queues (1 = do not advertise)
     bool ctrl_ring = true;            // advertise feature-ctrl-ring (hashing, static grants)
     ctrl::static_grant_limits static_grants;  // GET/ADD/DEL_GREF_MAPPING; enabled = false -> NOT_SUPPORTED
+    // Device type served: /local/domain/<self>/backend/<backend_type>/... ("vif";
+    // a private name such as QEMU's "qnic" keeps the kernel netback away).
+    std::string backend_type = "vif";
+    // Write hotplug-status=connected before InitWait (real Xen without a
+    // hotplug script that does it; harmless elsewhere).
+    bool write_hotplug_status = false;
+    // Busy polling: the caller runs poll() in a loop; the rings' event indices
+    // are not re-armed, so the frontend stops sending notifications.
+    bool busy_poll = false;
 };
 
 class netback_vif;
@@ -58,6 +73,10 @@ public:
     void start();
     // Disconnect every vif (state Closed) and release all resources.
     void shutdown();
+    // Busy-poll mode: one pass over every connected vif's rings and host port.
+    // True if any packet or request moved. Events and watches still need the
+    // event loop (run_once) now and then.
+    bool poll();
 
     // Stats for every vif: {"vifs":[{"domid":..,"devid":..,"state":..,"queues":[{counters}]}],
     // "grant_mappings":N, "event_channels":N}.
@@ -72,7 +91,7 @@ private:
     platform::services& svc_;
     platform::store& store_;
     netback_config cfg_;
-    std::string base_;  // /local/domain/<self>/backend/vif
+    std::string base_;  // /local/domain/<self>/backend/<backend_type>
     std::map<std::pair<domid_t, unsigned>, std::unique_ptr<netback_vif>> vifs_;
     bool started_ = false;
 };

@@ -45,6 +45,9 @@ struct netfront_config {
     bool static_grants = true;             // register the page pools with ADD_GREF_MAPPING
     std::string ctl_socket;                // local socket for vifkit-ctl (empty = none)
     unsigned response_budget = 1024;       // responses handled per event before yielding (XSA-391)
+    // Busy polling: the caller runs poll() in a loop; rsp_event is not re-armed
+    // (no notifications from the backend) and the guest port is read by poll().
+    bool busy_poll = false;
 };
 
 class netfront {
@@ -64,6 +67,9 @@ public:
     [[nodiscard]] bool connected() const { return connected_ && backend_connected_; }
     [[nodiscard]] abi::xenbus_state state() const { return state_; }
     [[nodiscard]] nlohmann::json stats() const;
+    // Busy-poll mode: one pass over the rings and the guest port. True if
+    // anything moved. Events and watches still need the loop's run_once().
+    bool poll();
 
 private:
     struct buffer {
@@ -90,6 +96,7 @@ private:
         bool rx_bad = false;         // current chain had an error: drop it at its end
         bool rx_in_chain = false;    // more_data seen, chain continues
         bool rx_extra_next = false;  // next slot is an extra_info
+        bool rx_csum_blank = false;  // current chain's first slot had NETRXF_csum_blank
         std::vector<grant_ref_t> static_refs;  // pool grefs the backend keeps mapped
         std::size_t static_next = 0;           // next pool page to register
         bool static_done = false;
@@ -102,6 +109,7 @@ private:
     bool connect();
     bool setup_queue(queue& q, bool split);
     bool write_keys();
+    void remove_stale_keys(platform::xs_tx t);
     bool write_queue_keys(const queue& q, const std::string& dir, platform::xs_tx t);
     void disconnect();
     void release_grants();
@@ -152,10 +160,14 @@ private:
     void start_ctl_socket();
     bool static_fallback_ = false;  // backend said NOT_SUPPORTED / 0: ordinary grants only
     std::vector<std::byte> scratch_;
+    std::vector<std::pair<std::uint32_t, abi::rx_response>> rx_batch_;  // responses of one pass (slot, copy)
     std::vector<std::byte> held_;  // a guest frame waiting for tx buffers
     std::size_t held_len_ = 0;
     std::uint64_t leaked_pages_ = 0;  // grants the backend would not release (XSA-396)
     std::uint64_t connects_ = 0;      // handshakes completed (reconnects = connects - 1)
+    std::uint64_t backend_closes_ = 0;      // backend closed (or failed) while we were connected
+    std::uint64_t bad_backend_states_ = 0;  // B/state values that are not a state at all
+    std::uint64_t bad_backend_keys_ = 0;    // unparsable / out-of-range backend feature values
     util::rate_limited log_limit_;
     // Deferred continuations hold a weak reference to us (skipped once we are gone).
     std::shared_ptr<netfront*> self_ = std::make_shared<netfront*>(this);

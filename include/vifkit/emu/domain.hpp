@@ -44,6 +44,12 @@ public:
     // All three, plus self = id().
     [[nodiscard]] platform::services make_services();
 
+    // The broker (the emulated hypervisor, inside vifkit-xenstored) connection:
+    // the fd becomes readable when the broker goes away; broker_lost() confirms.
+    // Nothing of this domain survives that (a restarted broker knows no domain).
+    [[nodiscard]] int broker_fd() const;
+    [[nodiscard]] bool broker_lost();
+
     [[nodiscard]] std::size_t mem_pages() const;
     [[nodiscard]] std::size_t grant_entries() const;
     // Pages / grant refs not currently handed out by a sharer (leaked ones excluded).

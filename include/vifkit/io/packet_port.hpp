@@ -69,6 +69,12 @@ public:
 //                        fd() is readable even if it then returns 0.
 //   "unix-connect:PATH"  connect to such a listening socket (test drivers, tools).
 //   "null"               discards everything sent; never receives.
+//   "gen:SIZE[:flows=N][:count=N]"
+//                        traffic source for benchmarks: recv() always has an
+//                        IPv4/UDP frame of SIZE bytes (source address cycling
+//                        over N flows, a sequence number in the payload), until
+//                        COUNT frames (0/absent = endless); no syscall per frame.
+//                        send() discards.
 // One datagram carries one frame on the unix forms.
 // Returns nullptr and sets *error (if error is non-null) on failure.
 [[nodiscard]] std::unique_ptr<packet_port> open_port(const std::string& spec,

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "vifkit/platform/types.hpp"
@@ -58,6 +59,18 @@ struct copy_op {
     gnt_status status = gnt_status::general_error;  // OUT
 };
 
+// A privileged, unchecked view of a peer's memory (what dom0 gets from
+// xenforeignmemory): the benchmark's "raw" mode, the ceiling of the design.
+// page() translates a grant ref through the peer's grant table with NO check
+// of flags, domid or permissions and no pin. Only the bounds of the table and
+// of the peer's memory are checked, so a bad ref cannot reach outside it.
+class foreign_view {
+public:
+    virtual ~foreign_view() = default;
+    // The peer page `ref` currently names, or nullptr if out of range.
+    [[nodiscard]] virtual std::byte* page(grant_ref_t ref) = 0;
+};
+
 class grant_mapper {
 public:
     virtual ~grant_mapper() = default;
@@ -70,6 +83,9 @@ public:
     virtual void copy(domid_t peer, std::span<copy_op> ops) = 0;
     // Grant mappings currently held.
     [[nodiscard]] virtual std::size_t mapped_count() const = 0;
+    // Map all of `peer`'s memory for raw (unchecked) access. nullptr when the
+    // platform does not offer it (default) or the peer is unknown.
+    [[nodiscard]] virtual std::unique_ptr<foreign_view> open_foreign(domid_t /*peer*/) { return nullptr; }
 };
 
 }  // namespace vifkit::platform

@@ -110,6 +110,11 @@ public:
         std::memcpy(&slots()[req_prod_pvt_ & (size - 1)].req, &r, sizeof r);
         ++req_prod_pvt_;
     }
+    // Hint: the slot `ahead` requests from now is about to be written (the
+    // backend last wrote a response there, so the write would miss).
+    void prefetch_request_slot(std::uint32_t ahead) const {
+        __builtin_prefetch(&slots()[(req_prod_pvt_ + ahead) & (size - 1)], 1);
+    }
     // RING_PUSH_REQUESTS_AND_CHECK_NOTIFY. Returns true if the backend must be notified.
     [[nodiscard]] bool push_requests() {
         const std::uint32_t old = detail::load_index(sring_->req_prod);

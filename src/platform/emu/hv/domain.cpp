@@ -42,6 +42,10 @@ platform::services domain::make_services() {
     return s;
 }
 
+int domain::broker_fd() const { return core_->broker_fd(); }
+
+bool domain::broker_lost() { return core_->broker_lost(); }
+
 std::size_t domain::mem_pages() const { return core_->mem_pages(); }
 
 std::size_t domain::grant_entries() const { return core_->table().entries(); }

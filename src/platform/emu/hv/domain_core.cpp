@@ -112,6 +112,14 @@ int domain_core::call_raw(void* req, std::size_t req_len, msg_header& h, msg_typ
     return 0;
 }
 
+bool domain_core::broker_lost() {
+    std::lock_guard lk(rpc_mu_);  // not in the middle of someone's reply
+    std::byte b;
+    const ssize_t n = ::recv(sock_.get(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    // Under rpc_mu_ no reply is due: a byte here breaks the protocol, 0 is a hang-up.
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 std::uint32_t domain_core::directory_generation(domid_t id) const {
     if (id >= directory_slots) return 0;
     auto* slots = static_cast<directory_slot*>(directory_.get());
@@ -140,6 +148,7 @@ std::shared_ptr<peer_info> domain_core::fetch_peer(domid_t id) {
     p->mem_pages = rsp.mem_pages;
     p->base = rsp.base;
     const std::size_t entries = rsp.grant_entries;
+    p->grant_entries = entries;
     p->table = mapping::map(fds[1].get(), round_to_pages(entries * sizeof(grant_entry_v1)),
                             PROT_READ | PROT_WRITE);
     p->active = mapping::map(fds[2].get(), round_to_pages(active_table_bytes(entries)),

@@ -27,6 +27,7 @@ struct peer_info {
     std::uint32_t generation = 0;
     pid_t pid = 0;
     std::size_t mem_pages = 0;
+    std::size_t grant_entries = 0;
     std::uintptr_t base = 0;
     unique_fd mem_fd;
     unique_fd pidfd;  // may be invalid when pidfd_open was unavailable to the broker
@@ -54,6 +55,11 @@ public:
     int call(Req& req, msg_type want, Rsp& rsp, std::vector<unique_fd>& fds) {
         return call_raw(&req, sizeof(Req), req.h, want, &rsp, sizeof(Rsp), fds);
     }
+
+    // The broker connection: readable only when the broker closed it (it never
+    // speaks unasked). broker_lost(): it did (or the connection failed).
+    [[nodiscard]] int broker_fd() const { return sock_.get(); }
+    [[nodiscard]] bool broker_lost();
 
     // Generation of `id` in the broker's directory: 0 = not registered.
     [[nodiscard]] std::uint32_t directory_generation(domid_t id) const;

@@ -23,6 +23,26 @@ std::uint64_t make_handle(std::uint32_t idx, std::uint32_t seq) {
 
 bool is_write(const copy_op& op) { return op.direction == copy_op::dir::to_peer; }
 
+// The whole of a peer's memory, mapped once; grant refs translated through its
+// table without any check but bounds (see platform::foreign_view).
+class emu_foreign_view final : public platform::foreign_view {
+public:
+    emu_foreign_view(std::shared_ptr<peer_info> p, mapping mem)
+        : peer_(std::move(p)), mem_(std::move(mem)),
+          words_(peer_->table.get(), peer_->grant_entries) {}
+    [[nodiscard]] std::byte* page(grant_ref_t ref) override {
+        if (!words_.in_range(ref)) return nullptr;
+        const std::uint32_t frame = words_.frame(ref).load(std::memory_order_relaxed);
+        if (frame >= peer_->mem_pages) return nullptr;
+        return static_cast<std::byte*>(mem_.get()) + std::size_t{frame} * page_size;
+    }
+
+private:
+    std::shared_ptr<peer_info> peer_;
+    mapping mem_;
+    grant_words words_;
+};
+
 }  // namespace
 
 mapper::~mapper() {
@@ -102,6 +122,14 @@ void mapper::release(track& t) {
     t.peer->view.unpin(t.ref, !t.readonly);
     t = track{};
     --mapped_;
+}
+
+std::unique_ptr<platform::foreign_view> mapper::open_foreign(domid_t peer) {
+    auto p = lookup(peer);
+    if (!p) return nullptr;
+    auto mem = mapping::map(p->mem_fd.get(), p->mem_pages * page_size, PROT_READ | PROT_WRITE);
+    if (!mem) return nullptr;
+    return std::make_unique<emu_foreign_view>(p, std::move(mem));
 }
 
 void mapper::copy(domid_t peer, std::span<copy_op> ops) {

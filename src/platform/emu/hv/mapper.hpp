@@ -30,6 +30,7 @@ public:
     void unmap(std::span<platform::map_op> ops) override;
     void copy(domid_t peer, std::span<platform::copy_op> ops) override;
     [[nodiscard]] std::size_t mapped_count() const override { return mapped_; }
+    [[nodiscard]] std::unique_ptr<platform::foreign_view> open_foreign(domid_t peer) override;
 
 private:
     // One live grant mapping (Xen's maptrack entry).
