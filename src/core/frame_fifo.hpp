@@ -2,14 +2,16 @@
 // in one byte arena allocated at connect, so the receive path never allocates
 // per frame. Capped in bytes and in frames (the per-queue rx backlog cap).
 //
-// The arena is `cap + max_frame` bytes. A frame is never split: it goes at
-// offset 0 whenever it fits below the oldest queued frame, else after the
-// newest. When the fifo empties, writing restarts at offset 0. So the queued
-// frames keep cycling through the first pages of the arena, and the pages it
-// touches (its resident memory) stay near twice the largest backlog seen,
-// not the whole cap. A push can fail before `cap` bytes are queued when free
-// space is split in two; that counts as full (a drop), like the caps.
+// The arena is `cap + max_frame` bytes: while fewer than `cap` bytes are queued
+// the next frame of up to `max_frame` bytes always fits somewhere. A frame that
+// does not fit at the end of the arena starts again at offset 0 (it is never
+// split). When the fifo empties, writing restarts at offset 0, and if a
+// standing backlog had walked further than `keep_bytes` into the arena, the
+// pages beyond are given back (madvise DONTNEED): resident memory follows the
+// backlog instead of staying at its high-water mark.
 #pragma once
+#include <sys/mman.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -68,15 +70,10 @@ public:
         std::size_t off = wr_;
         if (count_ != 0) {
             const std::size_t rd = ents_[head_].off;
-            if (wr_ > rd) {
-                // Live data is [rd, wr). Go back to offset 0 as soon as the frame
-                // fits below rd, so the live region keeps cycling through the
-                // first pages instead of walking the whole arena (resident memory
-                // stays about twice the peak backlog); else append at wr.
-                if (frame.size() < rd) {
+            if (wr_ > rd) {  // live data is [rd, wr): room at the end, else from 0 up to rd
+                if (arena_len_ - wr_ < frame.size()) {
+                    if (frame.size() >= rd) return false;
                     off = 0;
-                } else if (arena_len_ - wr_ < frame.size()) {
-                    return false;
                 }
             } else if (wr_ + frame.size() >= rd) {  // wrapped: room is [wr, rd)
                 return false;
@@ -101,10 +98,25 @@ public:
     void pop() {
         bytes_ -= ents_[head_].len;
         head_ = (head_ + 1) % ents_.size();
-        if (--count_ == 0) clear();
+        if (--count_ == 0) {
+            if (touched_ > keep_bytes) trim();
+            clear();
+        }
     }
 
+    // Arena bytes kept resident when the fifo empties.
+    static constexpr std::size_t keep_bytes = 256 * 1024;
+
 private:
+    void trim() {
+        constexpr std::uintptr_t page = 4096;
+        const auto base = reinterpret_cast<std::uintptr_t>(arena_.get());
+        const std::uintptr_t from = (base + keep_bytes + page - 1) & ~(page - 1);
+        const std::uintptr_t to = (base + touched_) & ~(page - 1);
+        if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+        touched_ = keep_bytes;
+    }
+
     std::unique_ptr<std::byte[]> arena_;
     std::size_t arena_len_ = 0, cap_ = 0, max_frame_ = 0;
     std::vector<entry> ents_;
