@@ -37,9 +37,8 @@ has_eth0() { [ -e /sys/class/net/eth0 ]; }
 wait_for 30 has_eth0
 ip addr add 169.254.1.2/16 dev eth0
 ip link set eth0 up
-# vifkit-back does not complete partial checksums (NETTXF_csum_blank) yet.
-# Asking Linux netfront for full checksums (tx off) did not help in the lab
-# (dom0's tcpdump still shows pseudo-header-only TCP checksums); kept to show it.
+# Linux netfront sends partial checksums (NETTXF_csum_blank); vifkit-back
+# completes them. TXCSUM_OFF=1 asks netfront for full checksums instead.
 [ -n "${TXCSUM_OFF:-}" ] && ethtool -K eth0 tx off >/dev/null && echo "LAB-DOMU: eth0 tx checksum offload off"
 conn() { [ "$(xenstore-read device/vif/0/state 2>/dev/null)" = 4 ]; }
 wait_for 60 conn
