@@ -290,4 +290,19 @@ std::unique_ptr<io::packet_port> connect_port(const std::string& path, std::chro
     return p;
 }
 
+const nlohmann::json* find_vif(const nlohmann::json& back_stats, unsigned guest) {
+    if (!back_stats.contains("vifs")) return nullptr;
+    for (const auto& v : back_stats["vifs"])
+        if (v["domid"] == guest) return &v;
+    return nullptr;
+}
+
+bool wait_static_grants(emu_env& env, child& front, const std::string& who, std::uint64_t n,
+                        std::chrono::milliseconds timeout) {
+    return wait_until(timeout, [&] {
+        auto st = env.stats(front, who);
+        return st && (*st)["static_grants"] == n;
+    });
+}
+
 }  // namespace vifkit::test

@@ -82,6 +82,12 @@ struct traffic_result {
 };
 traffic_result pump(io::packet_port& from, io::packet_port& to, std::uint64_t count, std::uint32_t seed,
                     unsigned window = 64, std::chrono::milliseconds stall_timeout = 10s);
+// The entry of guest `guest` in vifkit-back's stats JSON ("vifs"), or nullptr.
+const nlohmann::json* find_vif(const nlohmann::json& back_stats, unsigned guest);
+// Wait until the frontend `front` (stats name `who`) reports `n` static grants
+// registered (it registers its pools after Connected). False on timeout.
+bool wait_static_grants(emu_env& env, child& front, const std::string& who, std::uint64_t n,
+                        std::chrono::milliseconds timeout = 10s);
 // Connect a driver-side port to a tool's "unix:" port, retrying until it exists.
 std::unique_ptr<io::packet_port> connect_port(const std::string& path, std::chrono::milliseconds timeout = 10s);
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "emu_harness.hpp"
+#include "traffic_checks.hpp"
 #include "vifkit/ctrl/toeplitz.hpp"
 
 namespace vifkit::test {
@@ -33,20 +34,6 @@ running_vif bring_up(emu_env& env, unsigned guest, const std::vector<std::string
     v.guest = connect_port(env.frontend_port(guest));
     EXPECT_TRUE(v.host && v.guest);
     return v;
-}
-
-void expect_clean(const traffic_result& r, std::uint64_t n) {
-    EXPECT_FALSE(r.timed_out);
-    EXPECT_EQ(r.sent, n);
-    EXPECT_EQ(r.received, n);
-    EXPECT_EQ(r.corrupted, 0u);
-    EXPECT_EQ(r.out_of_order, 0u);
-}
-
-const nlohmann::json* find_vif(const nlohmann::json& back, unsigned guest) {
-    for (const auto& v : back["vifs"])
-        if (v["domid"] == guest) return &v;
-    return nullptr;
 }
 
 TEST(EndToEnd, HundredThousandPacketsEachWayCopyModeStaticGrantsOff) {
@@ -84,13 +71,7 @@ TEST(EndToEnd, HundredThousandPacketsEachWayStaticGrantsZeroGrantOps) {
     auto v = bring_up(env, 1);
     ASSERT_TRUE(v.host && v.guest);
     // The frontend registers its pools after Connected: wait for it.
-    bool registered = false;
-    for (int i = 0; i < 100 && !registered; ++i) {
-        auto fst = env.stats(v.front, "front1");
-        registered = fst && (*fst)["static_grants"] == 512;
-        if (!registered) std::this_thread::sleep_for(50ms);
-    }
-    ASSERT_TRUE(registered) << env.log("front1") << env.log("back");
+    ASSERT_TRUE(wait_static_grants(env, v.front, "front1", 512, 5s)) << env.log("front1") << env.log("back");
     auto before = env.stats(back, "back");
     ASSERT_TRUE(before);
     const auto& q0 = (*find_vif(*before, 1))["queues"][0];
@@ -135,13 +116,7 @@ TEST(EndToEnd, BusyPollBothEndsCarriesTrafficIntact) {
     child back = env.start_backend({"--poll", "busy"});
     auto v = bring_up(env, 1, {"--poll", "busy"});
     ASSERT_TRUE(v.host && v.guest);
-    bool registered = false;
-    for (int i = 0; i < 100 && !registered; ++i) {
-        auto fst = env.stats(v.front, "front1");
-        registered = fst && (*fst)["static_grants"] == 512;
-        if (!registered) std::this_thread::sleep_for(50ms);
-    }
-    ASSERT_TRUE(registered) << env.log("front1");
+    ASSERT_TRUE(wait_static_grants(env, v.front, "front1", 512, 5s)) << env.log("front1");
     auto before = env.stats(back, "back");
     ASSERT_TRUE(before);
     const auto n0 = (*find_vif(*before, 1))["queues"][0]["notifies_sent"].get<std::uint64_t>();

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "emu_harness.hpp"
+#include "traffic_checks.hpp"
 
 namespace vifkit::test {
 namespace {
@@ -27,20 +28,6 @@ namespace {
 using clk = std::chrono::steady_clock;
 
 const std::string back_state_1 = "/local/domain/0/backend/vif/1/0/state";
-
-void expect_clean(const traffic_result& r, std::uint64_t n) {
-    EXPECT_FALSE(r.timed_out);
-    EXPECT_EQ(r.sent, n);
-    EXPECT_EQ(r.received, n);
-    EXPECT_EQ(r.corrupted, 0u);
-    EXPECT_EQ(r.out_of_order, 0u);
-}
-
-const nlohmann::json* find_vif(const nlohmann::json& back, unsigned guest) {
-    for (const auto& v : back["vifs"])
-        if (v["domid"] == guest) return &v;
-    return nullptr;
-}
 
 bool eventually(std::chrono::milliseconds timeout, const auto& pred, std::chrono::milliseconds step = 20ms) {
     const auto deadline = clk::now() + timeout;

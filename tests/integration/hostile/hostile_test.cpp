@@ -26,12 +26,6 @@ namespace {
 constexpr unsigned bad_guest = 1;
 constexpr unsigned good_guest = 2;
 
-const nlohmann::json* find_vif(const nlohmann::json& back, unsigned guest) {
-    for (const auto& v : back["vifs"])
-        if (v["domid"] == guest) return &v;
-    return nullptr;
-}
-
 abi::tx_request txreq(grant_ref_t gref, std::uint16_t offset, std::uint16_t flags, std::uint16_t id,
                       std::uint16_t size) {
     abi::tx_request r{};
@@ -55,13 +49,7 @@ protected:
         ASSERT_TRUE(host2_ && guest2_);
         // The legit frontend registers its static grants after Connected: wait
         // until that settles before taking the baseline.
-        bool registered = false;
-        for (int i = 0; i < 200 && !registered; ++i) {
-            auto fst = env_.stats(front2_, "front2");
-            registered = fst && (*fst)["static_grants"] == 512;
-            if (!registered) std::this_thread::sleep_for(50ms);
-        }
-        ASSERT_TRUE(registered) << env_.log("front2");
+        ASSERT_TRUE(wait_static_grants(env_, front2_, "front2", 512)) << env_.log("front2");
         auto st = env_.stats(back_, "back");
         ASSERT_TRUE(st);
         base_maps_ = (*st)["grant_mappings"].get<long>();

@@ -5,19 +5,16 @@
 #include <stdexcept>
 #include <thread>
 
+#include "raw_index.hpp"
+
 namespace vifkit::test {
 
 namespace {
 constexpr std::size_t mem_pages = 8;
 constexpr std::size_t grant_entries = 16;
 
-std::uint32_t load(const std::uint32_t& v) {
-    return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(v)).load(std::memory_order_acquire);
-}
-void store(std::uint32_t& v, std::uint32_t x) {
-    std::atomic_ref<std::uint32_t>(v).store(x, std::memory_order_release);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-}
+using raw::load;
+using raw::store;
 template <class Types>
 std::byte* entry(ring::sring_header* h, std::uint32_t idx) {
     if (!h) throw std::logic_error("hostile_backend: ring not mapped");

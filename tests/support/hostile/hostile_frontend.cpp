@@ -6,18 +6,15 @@
 #include <stdexcept>
 #include <thread>
 
+#include "raw_index.hpp"
+
 namespace vifkit::test {
 
 namespace {
 constexpr std::size_t grant_entries = 256;
 
-std::uint32_t load(const std::uint32_t& v) {
-    return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(v)).load(std::memory_order_acquire);
-}
-void store(std::uint32_t& v, std::uint32_t x) {
-    std::atomic_ref<std::uint32_t>(v).store(x, std::memory_order_release);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-}
+using raw::load;
+using raw::store;
 template <class Types>
 typename Types::request* slot_of(ring::sring_header* h, std::uint32_t idx) {
     auto* base = reinterpret_cast<std::byte*>(h) + sizeof(ring::sring_header);
