@@ -17,4 +17,17 @@ std::optional<bool> parse_flag(std::string_view s);
 std::optional<std::array<std::uint8_t, 6>> parse_mac(std::string_view s);
 std::string format_mac(const std::array<std::uint8_t, 6>& mac);
 
+// The toolstack's transmit rate limit, B/rate = "BYTES,USEC" (libxl writes
+// "%"PRIu64",%"PRIu32 and only when USEC > 0): the guest may send BYTES every
+// USEC microseconds. An absent key means unlimited; the caller decides that.
+struct rate_limit {
+    std::uint64_t bytes = 0;
+    std::uint64_t usec = 0;
+    bool operator==(const rate_limit&) const = default;
+};
+// "BYTES,USEC": two decimal u64s (no sign, space or junk), both > 0. Linux's
+// xen_net_read_rate is laxer (simple_strtoul: wraps on overflow, takes "0") and
+// treats a value it cannot parse as unlimited.
+std::optional<rate_limit> parse_rate(std::string_view s);
+
 }  // namespace vifkit::wire

@@ -1,5 +1,6 @@
 // Strict parsers for peer-written xenstore values (netif-spec §5.1: grefs and
-// event channels are decimal, feature flags "0"/"1", MACs "aa:bb:cc:dd:ee:ff").
+// event channels are decimal, feature flags "0"/"1", MACs "aa:bb:cc:dd:ee:ff",
+// the toolstack's rate "BYTES,USEC").
 // The writer is the (untrusted) peer, so anything but the exact form is refused.
 #include <gtest/gtest.h>
 
@@ -101,6 +102,74 @@ TEST(Spec5_1_Mac, RejectsAnythingButTheExactForm) {
              "00:16:3e:0a:bc:f\0"sv,       // embedded NUL
          }) {
         EXPECT_EQ(parse_mac(s), std::nullopt) << "'" << std::string(s) << "'";
+    }
+}
+
+// ---- §5.1 B/rate: "BYTES,USEC" (libxl: "%"PRIu64",%"PRIu32, only when USEC > 0) ----
+
+TEST(Spec5_1_Rate, ParsesBytesCommaMicroseconds) {
+    EXPECT_EQ(parse_rate("10000,1000"), std::optional<rate_limit>(rate_limit{10000, 1000}));
+    EXPECT_EQ(parse_rate("1,1"), std::optional<rate_limit>(rate_limit{1, 1}));
+    // 10 Mbit/s in 50 ms slices (xapi's default timeslice): 62500 bytes per 50000 us.
+    EXPECT_EQ(parse_rate("62500,50000"), std::optional<rate_limit>(rate_limit{62500, 50000}));
+    // Leading zeros are still decimal (Linux's simple_strtoul, base 10, agrees).
+    EXPECT_EQ(parse_rate("010,007"), std::optional<rate_limit>(rate_limit{10, 7}));
+}
+
+TEST(Spec5_1_Rate, AcceptsTheWholeU64RangeOnBothSides) {
+    EXPECT_EQ(parse_rate("18446744073709551615,18446744073709551615"),
+              std::optional<rate_limit>(rate_limit{UINT64_MAX, UINT64_MAX}));
+    EXPECT_EQ(parse_rate("18446744073709551615,4294967295"),
+              std::optional<rate_limit>(rate_limit{UINT64_MAX, 4294967295u}));
+}
+
+TEST(Spec5_1_Rate, RejectsOverflowInEitherField) {
+    for (std::string_view s : {"18446744073709551616,1"sv, "1,18446744073709551616"sv,
+                               "99999999999999999999,1"sv, "1,99999999999999999999"sv,
+                               "000000000000000000001,1"sv /* 21 digits */}) {
+        EXPECT_EQ(parse_rate(s), std::nullopt) << "'" << std::string(s) << "'";
+    }
+}
+
+TEST(Spec5_1_Rate, RejectsZeroBytesOrZeroPeriod) {
+    // Zero bytes would stall the guest forever; a zero period is a division by
+    // zero (Linux: refill on every packet, i.e. no limit). Neither is a limit.
+    for (std::string_view s : {"0,1000"sv, "10000,0"sv, "0,0"sv, "00,1"sv, "1,000"sv}) {
+        EXPECT_EQ(parse_rate(s), std::nullopt) << "'" << std::string(s) << "'";
+    }
+}
+
+TEST(Spec5_1_Rate, RejectsMissingFieldsSeparatorsSignsSpacesAndJunk) {
+    for (std::string_view s : {
+             ""sv, ","sv, "10000"sv, "10000,"sv, ",1000"sv,            // missing parts
+             "10000,1000,"sv, "10000,1000,5"sv, "1,,2"sv,             // extra separators
+             "10000;1000"sv, "10000 1000"sv, "10000.1000"sv,          // wrong separator
+             "+10000,1000"sv, "-10000,1000"sv, "10000,+1000"sv, "10000,-1000"sv,
+             " 10000,1000"sv, "10000 ,1000"sv, "10000, 1000"sv, "10000,1000 "sv,
+             "10000,1000\n"sv, "\t10000,1000"sv,                     // whitespace
+             "0x10,1000"sv, "10000,0x10"sv, "1e4,1000"sv, "10000,1000us"sv,
+             "10000b,1000"sv, "10kB,1000"sv,                          // units / hex / junk
+             "10000,1000\0"sv, "10000\0,1000"sv,                      // embedded NUL
+         }) {
+        EXPECT_EQ(parse_rate(s), std::nullopt) << "'" << std::string(s) << "' (" << s.size() << " bytes)";
+    }
+}
+
+TEST(Spec5_1_Rate, ReadsOnlyTheGivenView) {
+    const std::string buf = "10000,10009";
+    EXPECT_EQ(parse_rate(std::string_view(buf).substr(0, 9)), std::optional<rate_limit>(rate_limit{10000, 100}));
+}
+
+TEST(Spec5_1_Rate, RoundTripsWhatLibxlWrites) {
+    std::mt19937_64 rng(777);
+    for (int i = 0; i < 2000; ++i) {
+        const std::uint64_t bytes = rng() | 1;                          // PRIu64, nonzero
+        const std::uint32_t usec = static_cast<std::uint32_t>(rng()) | 1;  // PRIu32, nonzero
+        const std::string s = std::to_string(bytes) + "," + std::to_string(usec);
+        const auto r = parse_rate(s);
+        ASSERT_TRUE(r.has_value()) << s;
+        EXPECT_EQ(r->bytes, bytes) << s;
+        EXPECT_EQ(r->usec, usec) << s;
     }
 }
 
