@@ -5,9 +5,13 @@
 // Ports never crash on what the far side sends: oversized frames, resets and
 // disconnects are counted in stats and logged (rate-limited), never fatal.
 #pragma once
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <vector>
+#include <array>
 #include <span>
 #include <string>
 #include <utility>
@@ -17,6 +21,31 @@ namespace vifkit::io {
 // Largest frame a port has to carry: a 64 KiB GSO payload plus the Ethernet header.
 // Callers size their receive buffers with this to never lose a frame.
 inline constexpr std::size_t max_frame_size = 65535 + 14;
+
+// Offload state travelling with a frame (netif-spec §4.2-4.4; on a TAP it is the
+// virtio_net_hdr of IFF_VNET_HDR). Ports that cannot carry it (offload_caps() == 0)
+// only ever see plain frames: the caller finishes checksums and segments first.
+struct offload {
+    enum class csum : std::uint8_t {
+        none,     // nothing known about the L4 checksum: the receiver verifies it
+        partial,  // L4 checksum field holds the pseudo-header sum only (netif
+                  // csum_blank, Linux CHECKSUM_PARTIAL): someone must complete it
+        valid,    // the checksum is known good (netif data_validated)
+    };
+    // GSO type, numbered as netif's XEN_NETIF_GSO_TYPE_*.
+    enum class gso : std::uint8_t { none = 0, tcpv4 = 1, tcpv6 = 2 };
+    csum l4 = csum::none;
+    gso gso_type = gso::none;
+    std::uint16_t gso_size = 0;  // MSS when gso_type != none
+    [[nodiscard]] bool plain() const { return l4 != csum::partial && gso_type == gso::none; }
+};
+
+// What a port's send_offload()/recv_offload() carry, and what set_offload() may enable.
+namespace offload_cap {
+inline constexpr unsigned csum = 1;  // partial checksums
+inline constexpr unsigned tso4 = 2;  // TCPv4 GSO super-frames (needs csum)
+inline constexpr unsigned tso6 = 4;  // TCPv6 GSO super-frames (needs csum)
+}  // namespace offload_cap
 
 class packet_port {
 public:
@@ -49,6 +78,48 @@ public:
     // Send one frame. True if it left; false if it was dropped (counted in tx_drops).
     virtual bool send(std::span<const std::byte> frame) = 0;
 
+    // Offloads this port can carry (offload_cap bits; 0 = plain frames only).
+    [[nodiscard]] virtual unsigned offload_caps() const { return 0; }
+    // Choose which of offload_caps() the far side may use towards us (TUNSETOFFLOAD
+    // on a TAP: the host kernel segments and checksums what we do not accept).
+    // recv_offload() only reports offloads enabled here; send_offload() accepts
+    // every cap regardless. Returns 0 or -errno.
+    virtual int set_offload(unsigned caps) {
+        (void)caps;
+        return 0;
+    }
+    // recv() with the frame's offload state. Ports without offloads report a plain frame.
+    [[nodiscard]] virtual long recv_offload(std::span<std::byte> buf, offload& meta) {
+        meta = {};
+        return recv(buf);
+    }
+    // send() with offload state. The caller passes only offloads in offload_caps()
+    // (a port without caps gets plain frames, on which this equals send()).
+    virtual bool send_offload(std::span<const std::byte> frame, const offload& meta) {
+        (void)meta;
+        return send(frame);
+    }
+    // Carrier of the far side as the port sees it (a TAP that is administratively
+    // down is "down"). Ports without a notion of link are always up.
+    [[nodiscard]] virtual bool link_up() const { return true; }
+    // Set the MTU of the far side's interface (a TAP's). 0, or -errno
+    // (-EOPNOTSUPP for ports without an interface).
+    virtual int set_mtu(int mtu) {
+        (void)mtu;
+        return -EOPNOTSUPP;
+    }
+    // Link-layer multicast groups joined on the far side's interface (a TAP's
+    // list in /proc/net/dev_mcast), or nullopt when the port has no such list.
+    [[nodiscard]] virtual std::optional<std::vector<std::array<std::uint8_t, 6>>> multicast_groups() const {
+        return std::nullopt;
+    }
+    // Show the far side a carrier change (TUNSETCARRIER on a TAP: the guest's
+    // eth0 goes NO-CARRIER when the backend reports carrier 0). 0 or -errno.
+    virtual int set_carrier(bool up) {
+        (void)up;
+        return 0;
+    }
+
     // Human-readable origin, e.g. "tap:vif1.0", "unix:/run/x.sock".
     [[nodiscard]] virtual std::string describe() const = 0;
 
@@ -56,7 +127,12 @@ public:
 };
 
 // Open a port from a spec string (see usage()):
-//   "tap:NAME[:mtu=N]"   TAP device via /dev/net/tun (IFF_TAP|IFF_NO_PI), link set up.
+//   "tap:NAME[:mtu=N][:plain]"
+//                        TAP device via /dev/net/tun (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR),
+//                        link set up: checksum and TCP segmentation offload pass to
+//                        and from the host kernel (offload_caps() = csum|tso4|tso6;
+//                        until set_offload() the kernel hands us plain frames).
+//                        ":plain" opens it without IFF_VNET_HDR (no offloads).
 //                        NAME may hold a "%d" pattern; describe() shows the real name.
 //   "unix:PATH"          listen on a SOCK_SEQPACKET unix socket at PATH (a stale socket
 //                        file is replaced; other files are left alone and fail the
@@ -68,6 +144,9 @@ public:
 //                        accepts pending connections internally, so call it whenever
 //                        fd() is readable even if it then returns 0.
 //   "unix-connect:PATH"  connect to such a listening socket (test drivers, tools).
+//   "unix:PATH:vnet", "unix-connect:PATH:vnet"
+//                        the same, each datagram prefixed by a 10-byte virtio_net_hdr
+//                        (as a TAP with IFF_VNET_HDR): offloads pass through.
 //   "null"               discards everything sent; never receives.
 //   "gen:SIZE[:flows=N][:count=N]"
 //                        traffic source for benchmarks: recv() always has an

@@ -32,8 +32,19 @@ public:
         return inner_->describe() + " (capture " + path_ + ")";
     }
     [[nodiscard]] stats get_stats() const override { return inner_->get_stats(); }
+    [[nodiscard]] unsigned offload_caps() const override { return inner_->offload_caps(); }
+    int set_offload(unsigned caps) override { return inner_->set_offload(caps); }
+    [[nodiscard]] long recv_offload(std::span<std::byte> buf, offload& meta) override;
+    bool send_offload(std::span<const std::byte> frame, const offload& meta) override;
+    [[nodiscard]] bool link_up() const override { return inner_->link_up(); }
+    int set_carrier(bool up) override { return inner_->set_carrier(up); }
+    int set_mtu(int mtu) override { return inner_->set_mtu(mtu); }
+    [[nodiscard]] std::optional<std::vector<std::array<std::uint8_t, 6>>> multicast_groups() const override {
+        return inner_->multicast_groups();
+    }
 
 private:
+    long recorded(std::span<std::byte> buf, long n);
     void record(std::span<const std::byte> frame);
     void flush();
 
@@ -46,8 +57,19 @@ private:
     util::rate_limited log_limit_;
 };
 
-long capture_port::recv(std::span<std::byte> buf) {
-    const long n = inner_->recv(buf);
+long capture_port::recv(std::span<std::byte> buf) { return recorded(buf, inner_->recv(buf)); }
+
+long capture_port::recv_offload(std::span<std::byte> buf, offload& meta) {
+    return recorded(buf, inner_->recv_offload(buf, meta));
+}
+
+bool capture_port::send_offload(std::span<const std::byte> frame, const offload& meta) {
+    const bool sent = inner_->send_offload(frame, meta);
+    if (sent) record(frame);
+    return sent;
+}
+
+long capture_port::recorded(std::span<std::byte> buf, long n) {
     if (n > 0) {
         record(buf.first(static_cast<std::size_t>(n)));
     } else if (unflushed_ > 0) {

@@ -206,7 +206,7 @@ TEST_F(TapPort, SpecOptionsAreChecked) {
 
 TEST_F(TapPort, DeviceGoesAwayWithThePort) {
     std::string err;
-    auto tap = tap_port::open("vkio%d", &err);
+    auto tap = tap_port::open("vkio%d", false, &err);
     ASSERT_TRUE(tap) << err;
     const std::string ifname = tap->ifname();
     EXPECT_EQ(tap->describe(), "tap:" + ifname);
