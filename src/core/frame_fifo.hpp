@@ -28,6 +28,11 @@ public:
         bool has_hash = false;
         std::uint8_t hash_type = 0;  // extra's type byte (_XEN_NETIF_CTRL_HASH_TYPE_* number)
         std::uint32_t hash = 0;
+        // offload state for the guest: NETRXF_ csum bits of the first slot, and
+        // the GSO extra to send (gso_type 0 = none)
+        std::uint16_t rx_flags = 0;
+        std::uint8_t gso_type = 0;
+        std::uint16_t gso_size = 0;
     };
     struct entry {
         std::size_t off = 0;

@@ -30,12 +30,10 @@ void netback::start() {
             auto ev = store_.next_watch();
             if (!ev) break;
             const auto& [path, token] = *ev;
-            if (token == "backend") {
+            if (token == "backend")
                 rescan_needed = true;
-            } else {
-                for (auto& [key, vif] : vifs_)
-                    if (token == fmt::format("front:{}:{}", key.first, key.second)) vif->on_frontend_changed();
-            }
+            else
+                on_watch_event(token);
         }
         if (rescan_needed) rescan();
     });
@@ -68,8 +66,7 @@ void netback::rescan() {
             continue;
         }
         spdlog::info("vif{}.{}: backend node removed, destroying", it->first.first, it->first.second);
-        store_.unwatch(it->second->frontend_path() + "/state",
-                       fmt::format("front:{}:{}", it->first.first, it->first.second));
+        for (const auto& [path, token] : it->second->watches()) store_.unwatch(path, token);
         it->second->close();
         it = vifs_.erase(it);
     }
@@ -78,9 +75,21 @@ void netback::rescan() {
         const std::string path = fmt::format("{}/{}/{}", base_, key.first, key.second);
         auto vif = std::make_unique<netback_vif>(loop_, svc_, store_, cfg_, key.first, key.second, path);
         if (!vif->probe()) continue;  // logged; retried on the next change under base_
-        store_.watch(vif->frontend_path() + "/state", fmt::format("front:{}:{}", key.first, key.second));
+        for (const auto& [p, token] : vif->watches()) store_.watch(p, token);
         vifs_.emplace(key, std::move(vif));
     }
+}
+
+void netback::on_watch_event(const std::string& token) {
+    // "<kind>:<domid>:<devid>" (netback_vif::watches)
+    const auto c1 = token.find(':');
+    const auto c2 = token.find(':', c1 == std::string::npos ? c1 : c1 + 1);
+    if (c1 == std::string::npos || c2 == std::string::npos) return;
+    const auto dom = wire::parse_u32(std::string_view(token).substr(c1 + 1, c2 - c1 - 1));
+    const auto dev = wire::parse_u32(std::string_view(token).substr(c2 + 1));
+    if (!dom || !dev || *dom >= domid_self) return;
+    auto it = vifs_.find({static_cast<domid_t>(*dom), *dev});
+    if (it != vifs_.end()) it->second->on_watch(std::string_view(token).substr(0, c1));
 }
 
 void netback::on_event_channel() {

@@ -25,18 +25,60 @@ std::size_t netback_vif::pull_from_port() {
     if (!scratch_) scratch_ = std::make_unique_for_overwrite<std::byte[]>(scratch_len);
     std::size_t got = 0;
     for (unsigned i = 0; i < cfg_.batch; ++i) {
-        const long n = port_->recv(std::span(scratch_.get(), scratch_len));
+        io::offload m;
+        const long n = port_->recv_offload(std::span(scratch_.get(), scratch_len), m);
         if (n <= 0) break;
-        const auto frame = std::span<const std::byte>(scratch_.get(), static_cast<std::size_t>(n));
+        const auto frame = std::span<std::byte>(scratch_.get(), static_cast<std::size_t>(n));
         const auto st = steer(frame);
         backend_queue& q = queues_[st.queue];
-        if (!q.rx_backlog.push(frame, {st.has_hash, st.extra_type, st.hash})) {
-            ++q.c.backlog_drops;
+        if (q.rx_stalled) {
+            ++q.c.stall_drops;  // carrier is off: nothing queues for a stalled frontend
             continue;
         }
+        if (!mcast_.accepts(frame)) {
+            ++q.c.mcast_filtered;  // a multicast group the guest did not join
+            continue;
+        }
+        queue_for_guest_on(q, frame, m, st);
         ++got;
     }
     return got;
+}
+
+void netback_vif::queue_for_guest_on(backend_queue& q, std::span<std::byte> frame, const io::offload& m,
+                                     const ctrl::backend_handler::steer& st) {
+    // What the frontend does not take is finished here: checksums completed,
+    // super-frames segmented (netif-spec §4.4; the host kernel was told the
+    // same through set_offload, so this is the exception).
+    if (!seg_scratch_ && m.gso_type != io::offload::gso::none)
+        seg_scratch_ = std::make_unique_for_overwrite<std::byte[]>(seg_scratch_len);
+    resolve_offload(frame, m, to_guest_, std::span(seg_scratch_.get(), seg_scratch_ ? seg_scratch_len : 0), q.c,
+                    [&](std::span<const std::byte> f, const io::offload& fm) {
+                        frame_fifo::meta fmeta{st.has_hash, st.extra_type, st.hash};
+                        if (fm.l4 == io::offload::csum::partial)
+                            fmeta.rx_flags = abi::rxf::csum_blank | abi::rxf::data_validated;
+                        else if (fm.l4 == io::offload::csum::valid)
+                            fmeta.rx_flags = abi::rxf::data_validated;
+                        fmeta.gso_type = static_cast<std::uint8_t>(fm.gso_type);
+                        fmeta.gso_size = fm.gso_size;
+                        if (!q.rx_backlog.push(f, fmeta)) {
+                            ++q.c.backlog_drops;
+                            return false;
+                        }
+                        return true;
+                    });
+}
+
+void netback_vif::check_unstall(backend_queue& q) {
+    // Buffers for a packet of the largest size the frontend takes are posted
+    // again: carrier back on.
+    if (!q.rx_stalled || !q.rx) return;
+    const auto u = q.rx->pending_requests();
+    const unsigned want = frontend_sg_ ? abi::nr_slots_min + 1 : 2;
+    if (u.status != ring::ring_status::ok || u.count < want) return;
+    q.rx_stalled = false;
+    spdlog::info("vif{}.{}: queue {} has rx buffers again", front_dom_, devid_, &q - queues_.data());
+    update_carrier();
 }
 
 void netback_vif::on_port_readable() {
@@ -49,6 +91,7 @@ void netback_vif::on_port_readable() {
 }
 
 void netback_vif::process_rx(backend_queue& q) {
+    if (q.rx_stalled) check_unstall(q);
     int round = 0;
     for (; round < rounds_per_event; ++round) {
         if (!rx_round(q)) break;
@@ -84,10 +127,18 @@ bool netback_vif::rx_round(backend_queue& q) {
         const frame_fifo::entry* it = &q.rx_backlog.at(fi);
         const unsigned data_slots = slots_for(it->len);
         if (data_slots > 1 && !frontend_sg_) break;  // dropped below, once what precedes it is sent
-        const unsigned need = data_slots + (it->m.has_hash ? 1u : 0u);  // + HASH extra slot
+        const unsigned extras = (it->m.has_hash ? 1u : 0u) + (it->m.gso_type ? 1u : 0u);
+        const unsigned need = data_slots + extras;  // + GSO and HASH extra slots
         if (avail < need) {
             if (!q.rx->wait_for_requests(need)) {
-                ++q.c.rx_stalls;  // woken by the frontend once `need` buffers are posted
+                // Woken by the frontend once `need` buffers are posted (or polled,
+                // for a frontend without feature-rx-notify); stalled if it takes
+                // longer than rx_stall_timeout (housekeeping).
+                ++q.c.rx_stalls;
+                if (q.rx_wait_since == std::chrono::steady_clock::time_point{})
+                    q.rx_wait_since = std::chrono::steady_clock::now();
+                if (!front_.rx_notify && rx_poll_timer_ && !rx_poll_timer_->armed())
+                    rx_poll_timer_->arm_after(cfg_.rx_poll_interval);
                 break;
             }
             const auto u = q.rx->pending_requests();
@@ -103,11 +154,12 @@ bool netback_vif::rx_round(backend_queue& q) {
             const auto len = static_cast<std::uint16_t>(std::min<std::size_t>(page_size, it->len - s * page_size));
             const std::byte* src = q.rx_backlog.data(*it) + s * page_size;
             const std::size_t slot = rx_slots_.size();
-            rx_slots_.push_back({r.id, len, -1, false});  // response goes to this same slot
-            if (s == 0 && it->m.has_hash) {
-                // The HASH extra follows the first data slot and uses up a request (§4.4).
-                const abi::rx_request x = q.rx->take_request();
-                rx_slots_.push_back({x.id, 0, -1, true});
+            rx_slots_.push_back({r.id, len, -1, 0});  // response goes to this same slot
+            if (s == 0) {
+                // Extras follow the first data slot, each using up a request (§4.4):
+                // GSO first, then HASH (Linux's order).
+                if (it->m.gso_type) rx_slots_.push_back({q.rx->take_request().id, 0, -1, abi::extra_type::gso});
+                if (it->m.has_hash) rx_slots_.push_back({q.rx->take_request().id, 0, -1, abi::extra_type::hash});
             }
             if (raw_) {
                 // raw mode (benchmark ceiling): no grant check at all
@@ -158,10 +210,16 @@ bool netback_vif::rx_round(backend_queue& q) {
             const rx_slot& sl = rx_slots_[k];
             if (sl.extra) {
                 abi::extra_info e{};
-                e.type = abi::extra_type::hash;
-                e.u.hash.type = f.m.hash_type;
-                e.u.hash.algorithm = static_cast<std::uint8_t>(ctrl::hash_algorithm::toeplitz);
-                for (int b = 0; b < 4; ++b) e.u.hash.value[b] = static_cast<std::uint8_t>(f.m.hash >> (8 * b));  // LSB first
+                e.type = sl.extra;
+                if (k + 1 < po.end && rx_slots_[k + 1].extra) e.flags = abi::extra_flag::more;
+                if (sl.extra == abi::extra_type::gso) {
+                    e.u.gso.size = f.m.gso_size;
+                    e.u.gso.type = f.m.gso_type;
+                } else {
+                    e.u.hash.type = f.m.hash_type;
+                    e.u.hash.algorithm = static_cast<std::uint8_t>(ctrl::hash_algorithm::toeplitz);
+                    for (int b = 0; b < 4; ++b) e.u.hash.value[b] = static_cast<std::uint8_t>(f.m.hash >> (8 * b));  // LSB first
+                }
                 abi::rx_response rsp;
                 static_assert(sizeof rsp == sizeof e);
                 std::memcpy(&rsp, &e, sizeof rsp);
@@ -172,13 +230,17 @@ bool netback_vif::rx_round(backend_queue& q) {
             rsp.id = sl.id;
             rsp.offset = 0;
             rsp.flags = k < last_data ? abi::rxf::more_data : 0;
-            if (k == po.begin && f.m.has_hash) rsp.flags |= abi::rxf::extra_info;
+            if (k == po.begin) {
+                rsp.flags |= f.m.rx_flags;  // csum_blank / data_validated
+                if (f.m.has_hash || f.m.gso_type) rsp.flags |= abi::rxf::extra_info;
+            }
             rsp.status = ok ? static_cast<std::int16_t>(sl.len) : abi::rsp::error;
             q.rx->put_response(rsp);
         }
         if (ok) {
             ++q.c.rx_packets;
             q.c.rx_bytes += f.len;
+            if (f.m.gso_type) ++q.c.gso_rx;
         } else {
             ++q.c.rx_errors;
             ++q.c.grant_errors;
@@ -186,6 +248,7 @@ bool netback_vif::rx_round(backend_queue& q) {
         q.rx_backlog.pop();
     }
     bool progressed = !pkt_ops_.empty();
+    if (progressed) q.rx_wait_since = {};
     // A frame the frontend cannot take (multi-slot without feature-sg) is dropped.
     if (!q.rx_backlog.empty() && slots_for(q.rx_backlog.front().len) > 1 && !frontend_sg_) {
         ++q.c.rx_drops;

@@ -7,6 +7,8 @@
 
 #include "netback_vif.hpp"
 #include "vifkit/wire/checksum.hpp"
+#include "vifkit/wire/offload.hpp"
+#include "vifkit/wire/xs_values.hpp"
 
 namespace vifkit::core {
 
@@ -32,6 +34,7 @@ ctrl::gref_table* netback_vif::static_table(backend_queue& q) {
 
 void netback_vif::process_tx(backend_queue& q) {
     for (int round = 0; round < rounds_per_event; ++round) {
+        if (credit_blocked_) return;  // the credit timer resumes us (rate limit)
         if (!tx_round(q)) {
             if (!connected_ || disabled_) return;
             if (cfg_.busy_poll) return;  // polled again soon; req_event stays unarmed
@@ -52,6 +55,9 @@ bool netback_vif::tx_round(backend_queue& q) {
     for (std::size_t i = 0; i < n; ++i) q.tx_window.push_back(q.tx->take_request());
 
     wire::tx_limits lim;
+    lim.gso_tcpv4 = cfg_.feature_gso_tcpv4;
+    lim.gso_tcpv6 = cfg_.feature_gso_tcpv6;
+    lim.multicast_control = cfg_.multicast_control;
     batch_.clear();
     std::size_t pos = 0;
     while (batch_.size() < cfg_.batch && pos < q.tx_window.size()) {
@@ -74,8 +80,27 @@ bool netback_vif::tx_round(backend_queue& q) {
                 spdlog::warn("vif{}.{}: dropping guest packet: {}", front_dom_, devid_, d.reason);
             respond_tx(q, d.pkt, pos, abi::rsp::error);
         } else if (d.pkt.has_mcast) {
-            respond_tx(q, d.pkt, pos, abi::rsp::okay);  // control-only dummy request
+            // Control-only dummy request (netif-spec §4.3): answered at once,
+            // nothing is transmitted. ADD beyond 64 addresses is an ERROR.
+            std::array<std::uint8_t, 6> mac;
+            std::memcpy(mac.data(), d.pkt.mcast.addr, mac.size());
+            std::int16_t st = abi::rsp::okay;
+            if (d.pkt.mcast_type == abi::extra_type::mcast_add) {
+                ++q.c.mcast_adds;
+                if (!mcast_.add(mac)) {
+                    st = abi::rsp::error;
+                    ++q.c.mcast_errors;
+                    if (log_limit_.allow())
+                        spdlog::warn("vif{}.{}: refusing multicast address {}: list full ({}) or not multicast",
+                                     front_dom_, devid_, wire::format_mac(mac), mcast_.size());
+                }
+            } else {
+                ++q.c.mcast_dels;
+                mcast_.remove(mac);
+            }
+            respond_tx(q, d.pkt, pos, st);
         } else {
+            if (!credit_.unlimited() && !credit_allows(q, d.pkt.total_len)) break;  // held until the credit timer
             batch_.push_back({d.pkt, pos});
         }
         pos += d.pkt.consumed;
@@ -84,6 +109,39 @@ bool netback_vif::tx_round(backend_queue& q) {
     q.tx_window.erase(q.tx_window.begin(), q.tx_window.begin() + static_cast<std::ptrdiff_t>(pos));
     if (q.tx->push_responses()) notify(q, q.tx_port);
     return pos > 0 || n > 0;
+}
+
+bool netback_vif::credit_allows(backend_queue& q, std::uint32_t len) {
+    const auto now = std::chrono::steady_clock::now();
+    if (credit_.try_consume(len, now)) return true;
+    ++q.c.credit_waits;
+    credit_blocked_ = true;
+    credit_timer_->arm_after(std::max(std::chrono::nanoseconds(1), credit_.next_refill() - now));
+    return false;
+}
+
+bool netback_vif::send_to_host(backend_queue& q, std::span<std::byte> frame, const io::offload& m) {
+    if (!seg_scratch_ && m.gso_type != io::offload::gso::none)
+        seg_scratch_ = std::make_unique_for_overwrite<std::byte[]>(seg_scratch_len);
+    const auto r = resolve_offload(frame, m, to_host_, std::span(seg_scratch_.get(), seg_scratch_ ? seg_scratch_len : 0),
+                                   q.c, [&](std::span<const std::byte> f, const io::offload& fm) {
+                                       if (port_->send_offload(f, fm)) {
+                                           ++q.c.tx_packets;
+                                           q.c.tx_bytes += f.size();
+                                           if (fm.gso_type != io::offload::gso::none) ++q.c.gso_tx;
+                                           return true;
+                                       }
+                                       ++q.c.tx_drops;
+                                       return false;
+                                   });
+    if (r == offload_outcome::dropped) {
+        ++q.c.tx_errors;
+        if (log_limit_.allow())
+            spdlog::warn("vif{}.{}: dropping guest packet: its headers do not allow the offload it asked for",
+                         front_dom_, devid_);
+        return false;
+    }
+    return true;
 }
 
 void netback_vif::queue_direct(std::byte* dst, const std::byte* src, std::uint16_t len, bool to_peer) {
@@ -186,28 +244,21 @@ void netback_vif::copy_tx_batch(backend_queue& q, std::size_t npkts) {
             respond_tx(q, p, base, abi::rsp::error);
             continue;
         }
-        if ((p.flags & abi::txf::csum_blank) != 0) {
-            // The guest offloaded its TCP/UDP checksum (Linux netfront does, by
-            // default): complete it in our private copy before the host sees it.
-            const auto cr = wire::complete_l4_checksum(std::span(bufs_[i].data.get(), bufs_[i].len));
-            if (cr == wire::csum_result::malformed) {
-                ++q.c.tx_errors;
-                ++q.c.csum_errors;
-                if (log_limit_.allow())
-                    spdlog::warn("vif{}.{}: dropping guest packet: csum_blank with malformed headers", front_dom_,
-                                 devid_);
-                respond_tx(q, p, base, abi::rsp::error);
-                continue;
-            }
-            if (cr == wire::csum_result::done) ++q.c.csum_completed;
+        // Offload state the guest gave the packet (netif-spec §4.3): csum_blank =
+        // partial checksum, data_validated = checksum known good, a GSO extra =
+        // a TCP super-frame.
+        const auto frame = std::span(bufs_[i].data.get(), bufs_[i].len);
+        io::offload m;
+        if (p.flags & abi::txf::csum_blank)
+            m.l4 = io::offload::csum::partial;
+        else if (p.flags & abi::txf::data_validated)
+            m.l4 = io::offload::csum::valid;
+        if (p.has_gso) {
+            m.gso_type = static_cast<io::offload::gso>(p.gso.type);  // tcpv4/tcpv6: checked by the decoder
+            m.gso_size = p.gso.size;
         }
-        if (port_->send(std::span(bufs_[i].data.get(), bufs_[i].len))) {
-            ++q.c.tx_packets;
-            q.c.tx_bytes += bufs_[i].len;
-        } else {
-            ++q.c.tx_drops;
-        }
-        respond_tx(q, p, base, abi::rsp::okay);
+        // A packet whose headers contradict its offload flags is answered ERROR.
+        respond_tx(q, p, base, send_to_host(q, frame, m) ? abi::rsp::okay : abi::rsp::error);
     }
 }
 

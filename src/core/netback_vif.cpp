@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "vifkit/wire/xs_values.hpp"
 
@@ -58,6 +60,8 @@ bool netback_vif::probe() {
         return false;
     }
     spdlog::info("vif{}.{}: frontend {}, host port {}", front_dom_, devid_, front_path_, port_->describe());
+    read_rate();
+    apply_mtu();
     if (cfg_.write_hotplug_status) store_.write(back_path_ + "/hotplug-status", "connected");
     // A frontend already past Initialising belongs to an earlier instance of this
     // backend (restarted, or killed with its state left at Connected): its ring keys
@@ -88,6 +92,12 @@ bool netback_vif::write_features() {
                   store_.write(back_path_ + "/feature-sg", cfg_.feature_sg ? "1" : "0", *t) &&
                   store_.write(back_path_ + "/feature-split-event-channels",
                                cfg_.split_event_channels ? "1" : "0", *t);
+        auto flag = [&](const char* key, bool on) { return ok && store_.write(back_path_ + "/" + key, on ? "1" : "0", *t); };
+        ok = flag("feature-gso-tcpv4", cfg_.feature_gso_tcpv4);
+        ok = flag("feature-gso-tcpv6", cfg_.feature_gso_tcpv6);
+        ok = flag("feature-ipv6-csum-offload", cfg_.feature_ipv6_csum_offload);
+        ok = flag("feature-multicast-control", cfg_.multicast_control);
+        ok = flag("feature-dynamic-multicast-control", cfg_.multicast_control);
         if (ok && cfg_.ctrl_ring) ok = store_.write(back_path_ + "/feature-ctrl-ring", "1", *t);
         if (ok && cfg_.max_queues > 1)
             ok = store_.write(back_path_ + "/multi-queue-max-queues", std::to_string(cfg_.max_queues), *t);
@@ -148,10 +158,128 @@ void netback_vif::on_frontend_changed() {
     }
 }
 
+std::vector<std::pair<std::string, std::string>> netback_vif::watches() const {
+    const std::string id = fmt::format(":{}:{}", front_dom_, devid_);
+    std::vector<std::pair<std::string, std::string>> w{{front_path_ + "/state", "front" + id},
+                                                       {back_path_ + "/rate", "rate" + id},
+                                                       {back_path_ + "/mtu", "mtu" + id}};
+    if (cfg_.multicast_control) w.emplace_back(front_path_ + "/request-multicast-control", "mcast" + id);
+    return w;
+}
+
+void netback_vif::on_watch(std::string_view kind) {
+    if (kind == "front") return on_frontend_changed();
+    if (kind == "rate") return read_rate();
+    if (kind == "mtu") return apply_mtu();
+    if (kind == "mcast" && connected_) return read_mcast_request();  // dynamic multicast control
+}
+
+void netback_vif::read_frontend_features() {
+    // Absent keys take the defaults of netif-spec §5.1; a value that is not
+    // "0"/"1" counts as absent (and is logged).
+    auto flag = [this](const char* key, bool dflt) {
+        auto v = store_.read(front_path_ + "/" + key);
+        if (!v) return dflt;
+        auto f = wire::parse_flag(*v);
+        if (!f && log_limit_.allow())
+            spdlog::warn("vif{}.{}: ignoring frontend {}='{}' (not 0 or 1)", front_dom_, devid_, key, *v);
+        return f.value_or(dflt);
+    };
+    frontend_sg_ = flag("feature-sg", false);
+    front_.gso4 = flag("feature-gso-tcpv4", false);
+    front_.gso6 = flag("feature-gso-tcpv6", false);
+    front_.csum4 = !flag("feature-no-csum-offload", false);
+    front_.csum6 = flag("feature-ipv6-csum-offload", false);
+    front_.rx_notify = flag("feature-rx-notify", false);
+    // GSO super-frames need several slots: only with feature-sg (Linux netback
+    // drops the gso features without it, as it does for csum ones without csum).
+    to_guest_.csum4 = front_.csum4;
+    to_guest_.csum6 = front_.csum6;
+    to_guest_.gso4 = front_.gso4 && frontend_sg_ && front_.csum4;
+    to_guest_.gso6 = front_.gso6 && frontend_sg_ && front_.csum6;
+    to_host_ = offload_accept::from_caps(port_->offload_caps());
+    // Let the host kernel hand us only what the guest takes: it segments and
+    // checksums the rest itself, cheaper than us doing it afterwards.
+    if (int rc = port_->set_offload(to_guest_.caps()); rc < 0)
+        spdlog::warn("vif{}.{}: cannot set host port offloads: {}", front_dom_, devid_, std::strerror(-rc));
+    read_mcast_request();
+}
+
+void netback_vif::read_mcast_request() {
+    auto v = store_.read(front_path_ + "/request-multicast-control");
+    const bool on = cfg_.multicast_control && v && wire::parse_flag(*v).value_or(false);
+    if (on != mcast_.enabled())
+        spdlog::info("vif{}.{}: multicast filtering {}", front_dom_, devid_, on ? "on" : "off");
+    mcast_.set_enabled(on);
+}
+
+void netback_vif::read_rate() {
+    // B/rate = "bytes,usec" written by the toolstack (libxl vif rate=); absent
+    // = unlimited, unparsable = unlimited and logged (it is not the guest's key).
+    auto v = store_.read(back_path_ + "/rate");
+    std::optional<wire::rate_limit> r;
+    if (v && !v->empty()) {
+        r = wire::parse_rate(*v);
+        if (!r) spdlog::warn("vif{}.{}: ignoring unusable rate '{}' (want BYTES,USEC)", front_dom_, devid_, *v);
+    }
+    credit_.set(r);
+    if (r) spdlog::info("vif{}.{}: guest transmit limited to {} bytes per {} us", front_dom_, devid_, r->bytes, r->usec);
+    if (credit_blocked_ && credit_timer_) credit_timer_->arm_after(std::chrono::nanoseconds(0));
+}
+
+void netback_vif::apply_mtu() {
+    // B/mtu (toolstack) sets the host interface's MTU; without feature-sg the
+    // guest cannot take frames above one page, so the MTU is capped at 1500
+    // (as Linux netback does).
+    auto v = store_.read(back_path_ + "/mtu");
+    if (!v || !port_) return;
+    auto mtu = wire::parse_u32(*v);
+    if (!mtu || *mtu < 68 || *mtu > abi::max_tx_size - abi::eth_hlen) {
+        spdlog::warn("vif{}.{}: ignoring unusable mtu '{}'", front_dom_, devid_, *v);
+        return;
+    }
+    unsigned want = *mtu;
+    if (connected_ && !frontend_sg_ && want > 1500) want = 1500;
+    const int rc = port_->set_mtu(static_cast<int>(want));
+    if (rc == 0)
+        spdlog::info("vif{}.{}: host port mtu {}", front_dom_, devid_, want);
+    else if (rc != -EOPNOTSUPP)
+        spdlog::warn("vif{}.{}: cannot set mtu {}: {}", front_dom_, devid_, want, std::strerror(-rc));
+}
+
+void netback_vif::update_carrier() {
+    // B/carrier: "1" while connected with the host link up and no queue
+    // stalled, else "0" (netif-spec §5.1; absent means up).
+    const bool stalled = std::any_of(queues_.begin(), queues_.end(), [](const auto& q) { return q.rx_stalled; });
+    const std::string v = connected_ && !disabled_ && port_ && port_->link_up() && !stalled ? "1" : "0";
+    if (v == carrier_written_) return;
+    if (store_.write(back_path_ + "/carrier", v)) {
+        carrier_written_ = v;
+        spdlog::info("vif{}.{}: carrier {}", front_dom_, devid_, v == "1" ? "on" : "off");
+    }
+}
+
+void netback_vif::housekeeping() {
+    // Once a second: rx stall detection and the carrier.
+    if (!connected_ || disabled_) return;
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& q : queues_) {
+        if (q.rx_stalled) check_unstall(q);
+        if (q.rx_stalled || q.rx_wait_since == std::chrono::steady_clock::time_point{}) continue;
+        if (now - q.rx_wait_since < cfg_.rx_stall_timeout) continue;
+        q.rx_stalled = true;
+        ++q.c.rx_stalled;
+        q.c.stall_drops += q.rx_backlog.size();
+        spdlog::warn("vif{}.{}: queue {} stalled: no rx buffers for {} ms; dropping {} queued frames, carrier off",
+                     front_dom_, devid_, &q - queues_.data(), cfg_.rx_stall_timeout.count(), q.rx_backlog.size());
+        q.rx_backlog.clear();
+        q.rx_wait_since = {};
+    }
+    update_carrier();
+}
+
 bool netback_vif::connect() {
     disabled_ = false;
-    auto sg = store_.read(front_path_ + "/feature-sg");
-    frontend_sg_ = sg && wire::parse_flag(*sg).value_or(false);
     auto rxcopy = store_.read(front_path_ + "/request-rx-copy");
     if (!rxcopy || !wire::parse_flag(*rxcopy).value_or(false)) {
         spdlog::error("vif{}.{}: frontend does not request rx-copy (flip mode is gone)", front_dom_, devid_);
@@ -185,13 +313,29 @@ bool netback_vif::connect() {
         }
     }
     for (auto& q : queues_) q.rx_backlog.reset(cfg_.rx_backlog_bytes, rx_backlog_frames, abi::max_tx_size + 1);
+    read_frontend_features();
     connected_ = true;
+    apply_mtu();  // capped now that feature-sg is known
+    if (!credit_timer_) credit_timer_.emplace(loop_, [this] {
+        credit_blocked_ = false;
+        for (std::size_t i = 0; i < queues_.size() && connected_ && !disabled_; ++i) process_tx(queues_[i]);
+    });
+    if (!rx_poll_timer_) rx_poll_timer_.emplace(loop_, [this] {
+        for (std::size_t i = 0; i < queues_.size() && connected_ && !disabled_; ++i)
+            if (!queues_[i].rx_backlog.empty()) process_rx(queues_[i]);
+    });
+    if (!housekeeping_timer_) housekeeping_timer_.emplace(loop_, [this] { housekeeping(); });
+    housekeeping_timer_->arm_every(std::chrono::seconds(1));
+    update_carrier();
     if (!port_watched_ && !cfg_.busy_poll && port_->fd() >= 0) {  // "null" has no fd
         loop_.add(port_->fd(), [this] { on_port_readable(); });
         port_watched_ = true;
     }
-    spdlog::info("vif{}.{}: connected ({} queue{}, sg={}, mode={})", front_dom_, devid_, queues_.size(),
-                 queues_.size() == 1 ? "" : "s", frontend_sg_, to_string(cfg_.mode));
+    spdlog::info("vif{}.{}: connected ({} queue{}, mode={}; frontend sg={} gso4={} gso6={} csum4={} csum6={} "
+                 "rx-notify={} mcast={})",
+                 front_dom_, devid_, queues_.size(), queues_.size() == 1 ? "" : "s", to_string(cfg_.mode),
+                 frontend_sg_, front_.gso4, front_.gso6, front_.csum4, front_.csum6, front_.rx_notify,
+                 mcast_.enabled());
     return true;
 }
 
@@ -284,8 +428,15 @@ void netback_vif::disconnect() {
         q.rx_ring_map = {};
         q.tx_window.clear();
         q.rx_backlog.release();
+        q.rx_wait_since = {};
+        q.rx_stalled = false;
     }
     raw_.reset();
+    for (auto* t : {&credit_timer_, &rx_poll_timer_, &housekeeping_timer_})
+        if (*t) (*t)->cancel();
+    credit_blocked_ = false;
+    mcast_.clear();
+    mcast_.set_enabled(false);
     if (connected_) spdlog::info("vif{}.{}: disconnected", front_dom_, devid_);
     connected_ = false;
 }
@@ -359,6 +510,11 @@ nlohmann::json netback_vif::stats() const {
             {"port", port_ ? port_->describe() : ""},
             {"queues", qs},
             {"ctrl_ring", ctrl_.has_value()},
+            {"carrier", carrier_written_ == "1"},
+            {"multicast_filter", mcast_.enabled()},
+            {"multicast_addresses", mcast_.size()},
+            {"offloads_to_guest", {{"csum4", to_guest_.csum4}, {"csum6", to_guest_.csum6},
+                                   {"gso4", to_guest_.gso4}, {"gso6", to_guest_.gso6}}},
             {"ctrl", handler_ ? handler_->stats() : nlohmann::json()}};
 }
 

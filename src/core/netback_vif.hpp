@@ -9,7 +9,11 @@
 #include <nlohmann/json.hpp>
 
 #include "frame_fifo.hpp"
+#include "offload_path.hpp"
 #include "vifkit/core/counters.hpp"
+#include "vifkit/core/credit.hpp"
+#include "vifkit/core/mcast_filter.hpp"
+#include "vifkit/util/timer.hpp"
 #include "vifkit/core/netback.hpp"
 #include "vifkit/core/xenbus_fsm.hpp"
 #include "vifkit/ring/ring.hpp"
@@ -36,6 +40,10 @@ struct backend_queue {
     bool ports_bound = false;
     std::vector<abi::tx_request> tx_window;  // private copies not yet decoded
     frame_fifo rx_backlog;                    // frames waiting for rx requests (capped)
+    // rx stall detection: since when the head packet has waited for buffers
+    // (zero = not waiting), and whether the queue was declared stalled
+    std::chrono::steady_clock::time_point rx_wait_since{};
+    bool rx_stalled = false;
     queue_counters c;
 };
 
@@ -58,6 +66,10 @@ public:
     [[nodiscard]] domid_t front_domid() const { return front_dom_; }
     [[nodiscard]] unsigned devid() const { return devid_; }
     [[nodiscard]] const std::string& frontend_path() const { return front_path_; }
+    // Store watches this vif needs, as (path, token); tokens are "<kind>:<domid>:<devid>".
+    [[nodiscard]] std::vector<std::pair<std::string, std::string>> watches() const;
+    // A watch of kind "front" (frontend state), "rate", "mtu" or "mcast" fired.
+    void on_watch(std::string_view kind);
     [[nodiscard]] nlohmann::json stats() const;
     // Busy-poll pass over this vif's rings and host port (netback::poll).
     bool poll();
@@ -90,6 +102,19 @@ private:
     [[nodiscard]] ctrl::backend_handler::steer steer(std::span<const std::byte> frame) const;
     void on_port_readable();
     void notify(backend_queue& q, evtchn_port_t port);
+    // offloads, rate, multicast, carrier, stall (netback_vif.cpp / _rx / _tx)
+    void read_frontend_features();
+    void read_rate();
+    void apply_mtu();
+    void read_mcast_request();
+    void update_carrier();
+    void housekeeping();
+    bool credit_allows(backend_queue& q, std::uint32_t len);
+    // Hand a guest packet to the host port (offloads resolved); false = dropped as malformed.
+    bool send_to_host(backend_queue& q, std::span<std::byte> frame, const io::offload& m);
+    void queue_for_guest_on(backend_queue& q, std::span<std::byte> frame, const io::offload& m,
+                            const ctrl::backend_handler::steer& st);
+    void check_unstall(backend_queue& q);
 
     util::event_loop& loop_;
     platform::services& svc_;
@@ -107,6 +132,21 @@ private:
     bool connected_ = false;
     bool disabled_ = false;
     bool frontend_sg_ = false;
+    // What the frontend said it takes on guest receive (netif-spec §5.1)
+    struct frontend_features {
+        bool gso4 = false, gso6 = false;
+        bool csum4 = true;   // !feature-no-csum-offload
+        bool csum6 = false;  // feature-ipv6-csum-offload
+        bool rx_notify = false;
+        bool mcast = false;  // request-multicast-control
+    } front_;
+    offload_accept to_guest_, to_host_;  // what guest receive / the host port take
+    mcast_filter mcast_;
+    credit_scheduler credit_;
+    bool credit_blocked_ = false;  // guest transmit waits for the credit timer
+    std::optional<util::timer> credit_timer_, rx_poll_timer_, housekeeping_timer_;
+    std::string carrier_written_;  // last value of B/carrier we wrote
+    std::unique_ptr<std::byte[]> seg_scratch_;  // software segmentation, one segment
     std::unique_ptr<io::packet_port> port_;
     bool port_watched_ = false;
     std::vector<backend_queue> queues_;
@@ -148,7 +188,7 @@ private:
         std::uint16_t id;   // request id, echoed in the response (same slot)
         std::uint16_t len;  // bytes for this slot
         int op;             // index in copy_ops_, or -1 when served by a static mapping
-        bool extra;         // a HASH extra slot (no data)
+        std::uint8_t extra;  // extra slot type (GSO, HASH; no data), 0 = data slot
     };
     std::vector<rx_slot> rx_slots_;  // slots of the current rx round
 };

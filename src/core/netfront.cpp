@@ -51,21 +51,25 @@ bool netfront::start() {
     if (!cfg_.ctl_socket.empty()) start_ctl_socket();
     loop_.add(svc_.evtchn->fd(), [this] { on_event_channel(); });
     loop_.add(store_.fd(), [this] { on_watch(); });
+    apply_mtu();
     set_state(xenbus_state::initialising);
     store_.watch(back_path_ + "/state", "backend-state");
+    store_.watch(back_path_ + "/carrier", "backend-carrier");
     spdlog::info("netfront: {} -> backend {} (domain {}), guest port {}", front_path_, back_path_, back_dom_,
                  port_->describe());
     return true;
 }
 
 void netfront::on_watch() {
-    bool changed = false;
+    bool changed = false, carrier = false;
     for (int i = 0; i < 4096; ++i) {  // bounded drain
         auto ev = store_.next_watch();
         if (!ev) break;
         changed = changed || ev->second == "backend-state";
+        carrier = carrier || ev->second == "backend-carrier";
     }
     if (changed) on_backend_changed();
+    if (carrier) read_carrier();
 }
 
 void netfront::set_state(xenbus_state s) {
@@ -96,10 +100,19 @@ void netfront::on_backend_changed() {
     if (st.action == fsm_action::start && !backend_connected_) {
         backend_connected_ = true;
         ++connects_;
-        spdlog::info("netfront: backend connected, link up ({} queue{})", queues_.size(),
-                     queues_.size() == 1 ? "" : "s");
+        spdlog::info("netfront: backend connected, link up ({} queue{}; backend sg={} gso4={} gso6={} csum6={} "
+                     "mcast={})",
+                     queues_.size(), queues_.size() == 1 ? "" : "s", backend_sg_, to_backend_.gso4, to_backend_.gso6,
+                     to_backend_.csum6, back_.mcast);
         for (auto& q : queues_) post_rx_buffers(q);
         register_static(0);
+        read_carrier();
+        mcast_sent_.clear();
+        if (back_.mcast && cfg_.multicast_control) {
+            if (!mcast_timer_) mcast_timer_.emplace(loop_, [this] { sync_multicast(); });
+            mcast_timer_->arm_every(std::chrono::seconds(1));
+            sync_multicast();
+        }
     }
     for (std::uint8_t i = 0; i < st.count; ++i) {
         if (st.path[i] == xenbus_state::closed) {
@@ -124,9 +137,91 @@ void netfront::on_backend_changed() {
     }
 }
 
+void netfront::read_backend_features() {
+    auto flag = [this](const char* key) {
+        auto v = store_.read(back_path_ + "/" + key);
+        if (!v) return false;
+        auto f = wire::parse_flag(*v);
+        if (!f) {
+            ++bad_backend_keys_;
+            if (log_limit_.allow()) spdlog::warn("netfront: backend {}='{}' is not 0 or 1; taken as 0", key, *v);
+        }
+        return f.value_or(false);
+    };
+    backend_sg_ = flag("feature-sg");
+    back_.gso4 = flag("feature-gso-tcpv4");
+    back_.gso6 = flag("feature-gso-tcpv6");
+    back_.csum6 = flag("feature-ipv6-csum-offload");
+    back_.mcast = flag("feature-multicast-control");
+    back_.dyn_mcast = flag("feature-dynamic-multicast-control");
+    // Guest transmit: every netback takes partial IPv4 checksums (csum_blank);
+    // IPv6 ones and GSO only when advertised; GSO needs several slots (sg).
+    to_backend_.csum4 = true;
+    to_backend_.csum6 = back_.csum6;
+    to_backend_.gso4 = back_.gso4 && backend_sg_;
+    to_backend_.gso6 = back_.gso6 && backend_sg_ && back_.csum6;
+    to_guest_ = offload_accept::from_caps(port_->offload_caps());
+    // The guest's kernel hands us only what the backend takes (it segments
+    // and checksums the rest itself).
+    if (int rc = port_->set_offload(to_backend_.caps()); rc < 0)
+        spdlog::warn("netfront: cannot set guest port offloads: {}", std::strerror(-rc));
+}
+
+void netfront::sync_multicast() {
+    // Mirror the guest port's multicast groups into the backend's filter with
+    // MCAST_ADD/DEL dummy requests (at most 64: the backend refuses more).
+    if (!connected() || !back_.mcast || !cfg_.multicast_control) return;
+    const auto groups = port_->multicast_groups();
+    if (!groups) return;
+    for (auto it = mcast_sent_.begin(); it != mcast_sent_.end();) {
+        if (std::find(groups->begin(), groups->end(), *it) != groups->end()) {
+            ++it;
+        } else if (send_mcast(false, *it)) {
+            it = mcast_sent_.erase(it);
+        } else {
+            return;  // ring full: next tick
+        }
+    }
+    for (const auto& g : *groups) {
+        if (mcast_sent_.size() >= 64) break;
+        if (std::find(mcast_sent_.begin(), mcast_sent_.end(), g) != mcast_sent_.end()) continue;
+        if (!send_mcast(true, g)) return;
+        mcast_sent_.push_back(g);
+    }
+}
+
+void netfront::read_carrier() {
+    // B/carrier (netif-spec §5.1): "0" = link down, absent or anything else = up.
+    auto v = store_.read(back_path_ + "/carrier");
+    const bool up = !v || *v != "0";
+    if (up == carrier_) return;
+    carrier_ = up;
+    spdlog::info("netfront: backend carrier {}", up ? "on" : "off");
+    if (int rc = port_->set_carrier(up); rc < 0 && rc != -EOPNOTSUPP && rc != -ENOTTY && log_limit_.allow())
+        spdlog::warn("netfront: cannot show carrier on the guest port: {}", std::strerror(-rc));
+}
+
+void netfront::apply_mtu() {
+    // F/mtu (toolstack; default 1500) sets the guest interface's MTU, capped
+    // at 1500 when the backend cannot take multi-slot packets.
+    auto v = store_.read(front_path_ + "/mtu");
+    if (!v) return;
+    auto mtu = wire::parse_u32(*v);
+    if (!mtu || *mtu < 68 || *mtu > abi::max_tx_size - abi::eth_hlen) {
+        spdlog::warn("netfront: ignoring unusable mtu '{}'", *v);
+        return;
+    }
+    unsigned want = *mtu;
+    if (connected_ && !backend_sg_ && want > 1500) want = 1500;
+    const int rc = port_->set_mtu(static_cast<int>(want));
+    if (rc == 0)
+        spdlog::info("netfront: guest port mtu {}", want);
+    else if (rc != -EOPNOTSUPP)
+        spdlog::warn("netfront: cannot set mtu {}: {}", want, std::strerror(-rc));
+}
+
 bool netfront::connect() {
-    auto sg = store_.read(back_path_ + "/feature-sg");
-    backend_sg_ = sg && wire::parse_flag(*sg).value_or(false);
+    read_backend_features();
     auto rxcopy = store_.read(back_path_ + "/feature-rx-copy");
     if (!rxcopy || !wire::parse_flag(*rxcopy).value_or(false)) {
         spdlog::error("netfront: backend lacks feature-rx-copy");
@@ -151,6 +246,7 @@ bool netfront::connect() {
     if (!setup_ctrl()) return false;
     if (!write_keys()) return false;
     connected_ = true;
+    apply_mtu();  // capped now that the backend's feature-sg is known
     return true;
 }
 
@@ -227,7 +323,15 @@ bool netfront::write_keys() {
         if (!t) return false;
         const auto w = [&](const char* k, const std::string& v) { return store_.write(front_path_ + "/" + k, v, *t); };
         remove_stale_keys(*t);
-        bool ok = w("request-rx-copy", "1") && w("feature-rx-notify", "1") && w("feature-sg", "1");
+        const auto flag = [&](const char* k, bool on) { return w(k, on ? "1" : "0"); };
+        // Features (netif-spec §5.1); GSO needs sg and the matching csum offload.
+        const bool gso4 = cfg_.gso_tcpv4 && cfg_.feature_sg && cfg_.csum_offload;
+        const bool gso6 = cfg_.gso_tcpv6 && cfg_.feature_sg && cfg_.ipv6_csum_offload;
+        bool ok = w("request-rx-copy", "1") && flag("feature-rx-notify", cfg_.rx_notify) &&
+                  flag("feature-sg", cfg_.feature_sg) && flag("feature-gso-tcpv4", gso4) &&
+                  flag("feature-gso-tcpv6", gso6) && flag("feature-no-csum-offload", !cfg_.csum_offload) &&
+                  flag("feature-ipv6-csum-offload", cfg_.ipv6_csum_offload) &&
+                  flag("request-multicast-control", cfg_.multicast_control && back_.mcast);
         if (queues_.size() == 1) {
             ok = ok && write_queue_keys(queues_[0], front_path_, *t);
         } else {
@@ -269,8 +373,11 @@ void netfront::disconnect() {
         }
         q.rx_in_chain = q.rx_extra_next = q.rx_bad = false;
         q.rx_len = q.rx_slots = 0;
+        q.rx_flags = 0;
+        q.rx_gso_type = 0;
     }
     held_len_ = 0;
+    if (mcast_timer_) mcast_timer_->cancel();
     if (connected_) spdlog::info("netfront: disconnected");
     connected_ = backend_connected_ = false;
 }
@@ -373,6 +480,11 @@ nlohmann::json netfront::stats() const {
             {"bad_backend_keys", bad_backend_keys_},
             {"ctrl_ring", ctrl_.has_value()},
             {"ctrl", ctrl},
+            {"carrier", carrier_},
+            {"multicast_addresses", mcast_sent_.size()},
+            {"multicast_updates", mcast_updates_},
+            {"offloads_to_backend", {{"csum4", to_backend_.csum4}, {"csum6", to_backend_.csum6},
+                                     {"gso4", to_backend_.gso4}, {"gso6", to_backend_.gso6}}},
             {"static_grants", static_registered()},
             {"static_fallback", static_fallback_},
             {"queues", qs}};

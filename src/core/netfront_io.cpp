@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "offload_path.hpp"
 #include "vifkit/core/netfront.hpp"
 #include "vifkit/core/steering.hpp"
 #include "vifkit/wire/checksum.hpp"
@@ -108,7 +109,7 @@ void netfront::take_rx_response(queue& q, std::uint32_t slot, const abi::rx_resp
     const std::uint16_t id = q.rx_slot_buf[slot & (ring::rx_ring_types::size - 1)];
     const bool posted = id < q.rx_bufs.size() && q.rx_bufs[id].in_flight;
     // The first data slot of a chain carries the packet's flags.
-    if (!q.rx_in_chain && !q.rx_extra_next) q.rx_csum_blank = (r.flags & abi::rxf::csum_blank) != 0;
+    if (!q.rx_in_chain && !q.rx_extra_next) q.rx_flags = r.flags;
     wire::rx_chain c{q.rx_len, q.rx_slots, q.rx_bad, q.rx_in_chain, q.rx_extra_next};
     const wire::rx_slot s = wire::decode_rx_slot(c, r, posted, id, q.rx_frame.size());
     q.rx_len = c.len;
@@ -134,6 +135,20 @@ void netfront::take_rx_response(queue& q, std::uint32_t slot, const abi::rx_resp
         if (e.type == abi::extra_type::none || e.type >= abi::extra_type::max) {
             ++q.c.bad_responses;  // extra type out of range: drop the packet (netif-spec §4.4)
             q.rx_bad = true;
+        } else if (e.type == abi::extra_type::gso) {
+            // Only a type we advertised, with an MSS (netif-spec §4.4 frontend checks).
+            const bool v4 = e.u.gso.type == abi::gso_type::tcpv4 && cfg_.gso_tcpv4;
+            const bool v6 = e.u.gso.type == abi::gso_type::tcpv6 && cfg_.gso_tcpv6;
+            if ((!v4 && !v6) || e.u.gso.size == 0 || !cfg_.feature_sg) {
+                ++q.c.bad_responses;
+                ++q.c.gso_errors;
+                if (log_limit_.allow())
+                    spdlog::warn("netfront: rx GSO extra type {} size {} refused", e.u.gso.type, e.u.gso.size);
+                q.rx_bad = true;
+            } else {
+                q.rx_gso_type = e.u.gso.type;
+                q.rx_gso_size = e.u.gso.size;
+            }
         }
     } else if (s.what == wire::rx_slot::kind::data && q.rx_slots == wire::rx_max_slots + 1) {
         ++q.c.bad_responses;  // the chain just exceeded the slot limit: dropped at its end
@@ -145,26 +160,39 @@ void netfront::take_rx_response(queue& q, std::uint32_t slot, const abi::rx_resp
 }
 
 void netfront::finish_rx_chain(queue& q) {
-    if (!q.rx_bad && q.rx_len >= abi::eth_hlen && q.rx_csum_blank) {
-        // The backend passed on a packet whose TCP/UDP checksum was offloaded
-        // (Linux netback does for local traffic): complete it for the guest.
-        const auto cr = wire::complete_l4_checksum(std::span(q.rx_frame.data(), q.rx_len));
-        if (cr == wire::csum_result::malformed) {
-            ++q.c.csum_errors;
-            q.rx_bad = true;
-        } else if (cr == wire::csum_result::done) {
-            ++q.c.csum_completed;
-        }
-    }
-    q.rx_csum_blank = false;
     if (q.rx_bad || q.rx_len < abi::eth_hlen) {
         ++q.c.rx_errors;
-    } else if (port_->send(std::span(q.rx_frame.data(), q.rx_len))) {
-        ++q.c.rx_packets;
-        q.c.rx_bytes += q.rx_len;
     } else {
-        ++q.c.rx_drops;
+        // The backend's offload state (netif-spec §4.4): csum_blank = partial
+        // checksum (Linux netback passes local traffic on like that), data_validated
+        // = known good, a GSO extra = a TCP super-frame. The guest port gets what it
+        // takes; the rest is finished here.
+        io::offload m;
+        if (q.rx_flags & abi::rxf::csum_blank)
+            m.l4 = io::offload::csum::partial;
+        else if (q.rx_flags & abi::rxf::data_validated)
+            m.l4 = io::offload::csum::valid;
+        if (q.rx_gso_type) {
+            m.gso_type = static_cast<io::offload::gso>(q.rx_gso_type);
+            m.gso_size = q.rx_gso_size;
+        }
+        if (!seg_scratch_ && q.rx_gso_type) seg_scratch_ = std::make_unique_for_overwrite<std::byte[]>(seg_scratch_len);
+        const auto r = resolve_offload(std::span(q.rx_frame.data(), q.rx_len), m, to_guest_,
+                                       std::span(seg_scratch_.get(), seg_scratch_ ? seg_scratch_len : 0), q.c,
+                                       [&](std::span<const std::byte> f, const io::offload& fm) {
+                                           if (port_->send_offload(f, fm)) {
+                                               ++q.c.rx_packets;
+                                               q.c.rx_bytes += f.size();
+                                               if (fm.gso_type != io::offload::gso::none) ++q.c.gso_rx;
+                                               return true;
+                                           }
+                                           ++q.c.rx_drops;
+                                           return false;
+                                       });
+        if (r == offload_outcome::dropped) ++q.c.rx_errors;
     }
+    q.rx_flags = 0;
+    q.rx_gso_type = 0;
     q.rx_len = q.rx_slots = 0;
     q.rx_bad = false;
 }
@@ -197,14 +225,21 @@ void netfront::process_rx_responses(queue& q) {
     }
 }
 
-bool netfront::send_frame(queue& q, std::span<const std::byte> frame) {
+bool netfront::send_frame(queue& q, std::span<const std::byte> frame, const io::offload& m) {
     const std::size_t len = frame.size();
     const unsigned slots = static_cast<unsigned>(std::max<std::size_t>(1, (len + page_size - 1) / page_size));
     if (slots > 1 && (!backend_sg_ || slots > abi::nr_slots_min)) {
         ++q.c.tx_drops;  // too big for what the backend accepts
         return true;
     }
-    if (q.tx_free.size() < slots || q.tx->free_requests() < slots) return false;
+    const bool gso = m.gso_type != io::offload::gso::none;
+    const unsigned ring_slots = slots + (gso ? 1u : 0u);  // + the GSO extra
+    if (q.tx_free.size() < slots || q.tx->free_requests() < ring_slots) return false;
+    std::uint16_t csum_flags = 0;
+    if (m.l4 == io::offload::csum::partial)
+        csum_flags = abi::txf::csum_blank | abi::txf::data_validated;
+    else if (m.l4 == io::offload::csum::valid)
+        csum_flags = abi::txf::data_validated;
     for (unsigned s = 0; s < slots; ++s) {
         const std::uint16_t id = q.tx_free.back();
         q.tx_free.pop_back();
@@ -222,7 +257,20 @@ bool netfront::send_frame(queue& q, std::span<const std::byte> frame) {
         r.flags = (s + 1 < slots) ? abi::txf::more_data : 0;
         r.id = id;
         r.size = static_cast<std::uint16_t>(s == 0 ? len : chunk);  // first slot: whole packet
+        if (s == 0) r.flags |= csum_flags | (gso ? abi::txf::extra_info : 0);
         q.tx->put_request(r);
+        if (s == 0 && gso) {
+            // The GSO extra follows the first request (netif-spec §4.3).
+            abi::extra_info e{};
+            e.type = abi::extra_type::gso;
+            e.u.gso.size = m.gso_size;
+            e.u.gso.type = static_cast<std::uint8_t>(m.gso_type);
+            abi::tx_request x{};
+            static_assert(sizeof e <= sizeof x);
+            std::memcpy(&x, &e, sizeof e);
+            q.tx->put_request(x);
+            ++q.c.gso_tx;
+        }
     }
     ++q.c.tx_packets;
     q.c.tx_bytes += len;
@@ -256,17 +304,19 @@ void netfront::on_port_readable() {
     if (!connected()) return watch_port(false);
     std::uint64_t queued = 0;  // bit per queue with new requests (queues <= 64)
     // A frame held back because its queue ran out of tx buffers goes first.
-    if (held_len_ && !transmit(std::span(held_.data(), held_len_), queued)) return;
+    if (held_len_ && !transmit(std::span(held_.data(), held_len_), held_meta_, queued)) return;
     held_len_ = 0;
     for (int i = 0; i < 64; ++i) {
-        const long n = port_->recv(scratch_);
+        io::offload m;
+        const long n = port_->recv_offload(scratch_, m);
         if (n <= 0) break;
-        const auto frame = std::span<const std::byte>(scratch_.data(), static_cast<std::size_t>(n));
-        if (!transmit(frame, queued)) {
+        const auto frame = std::span<std::byte>(scratch_.data(), static_cast<std::size_t>(n));
+        if (!transmit(frame, m, queued)) {
             // Backpressure instead of loss: keep the frame, stop reading the
             // port until tx responses free buffers on that queue.
             std::copy(frame.begin(), frame.end(), held_.begin());
             held_len_ = frame.size();
+            held_meta_ = m;
             break;
         }
     }
@@ -274,18 +324,64 @@ void netfront::on_port_readable() {
         if ((queued >> i & 1u) && queues_[i].tx->push_requests()) notify(queues_[i], queues_[i].tx_port);
 }
 
-bool netfront::transmit(std::span<const std::byte> frame, std::uint64_t& queued) {
+bool netfront::transmit(std::span<std::byte> frame, const io::offload& m, std::uint64_t& queued) {
     const std::size_t qi = pick_queue(frame);
     queue& q = queues_[qi];
     if (frame.size() < abi::eth_hlen) {
         ++q.c.tx_drops;  // runt
         return true;
     }
-    if (!send_frame(q, frame)) {
+    if (!carrier_) {
+        ++q.c.carrier_drops;  // the backend reports no carrier (netif-spec §5.1)
+        return true;
+    }
+    // What the backend does not take (e.g. GSO it did not advertise) is
+    // finished here; the guest port was told the same, so this is rare.
+    bool held = false, sent_any = false;
+    if (!seg_scratch_ && m.gso_type != io::offload::gso::none)
+        seg_scratch_ = std::make_unique_for_overwrite<std::byte[]>(seg_scratch_len);
+    resolve_offload(frame, m, to_backend_, std::span(seg_scratch_.get(), seg_scratch_ ? seg_scratch_len : 0), q.c,
+                    [&](std::span<const std::byte> f, const io::offload& fm) {
+                        if (send_frame(q, f, fm)) {
+                            sent_any = true;
+                            return true;
+                        }
+                        if (!sent_any)
+                            held = true;  // nothing sent yet: hold the whole frame
+                        else
+                            ++q.c.tx_drops;  // the ring filled in the middle of a segmented frame
+                        return false;
+                    });
+    if (held) {
         watch_port(false);  // resumed by process_tx_responses()
         return false;
     }
     queued |= std::uint64_t{1} << qi;
+    return true;
+}
+
+bool netfront::send_mcast(bool add, const std::array<std::uint8_t, 6>& mac) {
+    // A "dummy" request carrying only an MCAST_ADD/DEL extra (netif-spec §4.3),
+    // on queue 0; the backend answers it at once and transmits nothing.
+    queue& q = queues_[0];
+    if (q.tx_free.empty() || q.tx->free_requests() < 2) return false;
+    const std::uint16_t id = q.tx_free.back();
+    q.tx_free.pop_back();
+    q.tx_bufs[id].in_flight = true;  // the response frees the id
+    abi::tx_request r{};
+    r.gref = q.tx_bufs[id].page.ref;
+    r.id = id;
+    r.flags = abi::txf::extra_info;
+    r.size = 0;
+    q.tx->put_request(r);
+    abi::extra_info e{};
+    e.type = add ? abi::extra_type::mcast_add : abi::extra_type::mcast_del;
+    std::memcpy(e.u.mcast.addr, mac.data(), mac.size());
+    abi::tx_request x{};
+    std::memcpy(&x, &e, sizeof e);
+    q.tx->put_request(x);
+    if (q.tx->push_requests()) notify(q, q.tx_port);
+    ++mcast_updates_;
     return true;
 }
 

@@ -1,4 +1,5 @@
 // vifkit-back: the netif backend (netback) as a process.
+#include <algorithm>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
     std::string stats_file, log_level = "info", platform_name = "emu", backend_type = "vif";
     unsigned domid = 0, batch = 32, max_queues = 4, static_per_queue = 1024, static_per_vif = 4096;
     bool no_ctrl_ring = false, no_static = false;
+    std::vector<std::string> disabled;
+    unsigned stall_ms = 60000;
     std::size_t mem_pages = 256;
     app.add_option("--platform", platform_name, tools::platform_help)
         ->check(CLI::IsMember({"emu", "xen"}))
@@ -56,6 +59,15 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1u, 64u))->capture_default_str();
     app.add_flag("--no-ctrl-ring", no_ctrl_ring, "Do not advertise feature-ctrl-ring (no hashing, no static grants)");
     app.add_flag("--no-static-grants", no_static, "Answer GET/ADD/DEL_GREF_MAPPING with NOT_SUPPORTED");
+    app.add_option("--disable", disabled,
+                   "Features not to advertise (comma-separated): sg, gso-tcpv4, gso-tcpv6,\n"
+                   "ipv6-csum-offload, multicast-control")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"sg", "gso-tcpv4", "gso-tcpv6", "ipv6-csum-offload", "multicast-control"}));
+    app.add_option("--rx-stall-timeout", stall_ms,
+                   "ms a queue may wait for rx buffers before it is declared stalled (backlog dropped, carrier 0)")
+        ->check(CLI::Range(100u, 3600000u))
+        ->capture_default_str();
     app.add_option("--static-per-queue", static_per_queue, "Static grant mappings allowed per queue")
         ->check(CLI::Range(0u, 65536u))->capture_default_str();
     app.add_option("--static-per-vif", static_per_vif, "Static grant mappings allowed per vif")
@@ -96,6 +108,13 @@ int main(int argc, char** argv) {
         cfg.static_grants.per_queue = static_per_queue;
         cfg.static_grants.per_vif = static_per_vif;
         cfg.backend_type = backend_type;
+        const auto off = [&](const char* f) { return std::find(disabled.begin(), disabled.end(), f) != disabled.end(); };
+        cfg.feature_sg = !off("sg");
+        cfg.feature_gso_tcpv4 = !off("gso-tcpv4");
+        cfg.feature_gso_tcpv6 = !off("gso-tcpv6");
+        cfg.feature_ipv6_csum_offload = !off("ipv6-csum-offload");
+        cfg.multicast_control = !off("multicast-control");
+        cfg.rx_stall_timeout = std::chrono::milliseconds(stall_ms);
         cfg.write_hotplug_status = on_xen;  // no hotplug script is needed to bring the vif up
         core::netback nb(loop, svc, *store, cfg);
         auto dump = [&] { tools::dump_stats(stats_file, nb.stats(), "vifkit-back"); };

@@ -1,5 +1,6 @@
 // vifkit-front: the netif frontend (netfront) as a process: one emulated guest
 // domain with one vif whose guest side is a packet port (a TAP = the guest's eth0).
+#include <algorithm>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
     unsigned domid = 1, devid = 0, rx_buffers = 256, tx_buffers = 256;
     std::size_t mem_pages = 8192;
     bool no_split = false, no_ctrl_ring = false, no_static = false;
+    std::vector<std::string> disabled;
     unsigned queues = 1, response_budget = 1024;
     app.add_option("--platform", platform_name, tools::platform_help)
         ->check(CLI::IsMember({"emu", "xen"}))
@@ -43,6 +45,13 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1u, 64u))->capture_default_str();
     app.add_flag("--no-ctrl-ring", no_ctrl_ring, "Do not create a control ring even if the backend offers one");
     app.add_flag("--no-static-grants", no_static, "Do not register the page pools as static grants");
+    app.add_option("--disable", disabled,
+                   "Features not to advertise (comma-separated): sg, gso-tcpv4, gso-tcpv6,\n"
+                   "csum-offload (writes feature-no-csum-offload=1), ipv6-csum-offload,\n"
+                   "multicast-control, rx-notify")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"sg", "gso-tcpv4", "gso-tcpv6", "csum-offload", "ipv6-csum-offload",
+                               "multicast-control", "rx-notify"}));
     app.add_option("--response-budget", response_budget,
                    "Ring responses handled per event before yielding to the loop (event-storm bound)")
         ->check(CLI::Range(1u, 65536u))->capture_default_str();
@@ -86,6 +95,14 @@ int main(int argc, char** argv) {
         cfg.ctl_socket = ctl_socket;
         cfg.response_budget = response_budget;
         cfg.busy_poll = poll_mode == "busy";
+        const auto off = [&](const char* f) { return std::find(disabled.begin(), disabled.end(), f) != disabled.end(); };
+        cfg.feature_sg = !off("sg");
+        cfg.gso_tcpv4 = !off("gso-tcpv4");
+        cfg.gso_tcpv6 = !off("gso-tcpv6");
+        cfg.csum_offload = !off("csum-offload");
+        cfg.ipv6_csum_offload = !off("ipv6-csum-offload");
+        cfg.multicast_control = !off("multicast-control");
+        cfg.rx_notify = !off("rx-notify");
         core::netfront nf(loop, svc, *store, cfg);
         auto dump = [&] { tools::dump_stats(stats_file, nf.stats(), "vifkit-front"); };
         tools::install_signals(loop, {[&] { loop.stop(); }, dump, [&] { nf.reconnect(); }});

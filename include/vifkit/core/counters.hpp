@@ -22,6 +22,22 @@ struct queue_counters {
     // checksums the peer left blank (csum_blank) that we completed in software,
     // and csum_blank packets whose headers were too broken to do it (dropped)
     std::uint64_t csum_completed = 0, csum_errors = 0;
+    // offloads (netif-spec §4.2-4.4): partial checksums passed on untouched,
+    // GSO super-frames carried whole (tx = guest transmit, rx = guest receive),
+    // super-frames we segmented in software because the next hop does not take
+    // them, and GSO frames refused (bad headers, type mismatch)
+    std::uint64_t csum_offloaded = 0;
+    std::uint64_t gso_tx = 0, gso_rx = 0, gso_segmented = 0, gso_errors = 0;
+    // multicast control: MCAST_ADD/DEL requests, refused ones (list full),
+    // and guest-receive frames the filter held back
+    std::uint64_t mcast_adds = 0, mcast_dels = 0, mcast_errors = 0, mcast_filtered = 0;
+    // backend: guest transmit held back by the rate limit (credit scheduler)
+    std::uint64_t credit_waits = 0;
+    // backend: times the queue was declared stalled (no rx buffers for the next
+    // packet for longer than the stall timeout) and frames dropped because of it
+    std::uint64_t rx_stalled = 0, stall_drops = 0;
+    // frontend: frames dropped while the backend reports carrier 0
+    std::uint64_t carrier_drops = 0;
     // event channel traffic
     std::uint64_t notifies_sent = 0, events_received = 0;
     // peer misbehaviour
@@ -49,6 +65,13 @@ inline void to_json(nlohmann::json& j, const queue_counters& c) {
         {"events_received", c.events_received}, {"peer_faults", c.peer_faults},
         {"bad_responses", c.bad_responses}, {"rx_stalls", c.rx_stalls},
         {"backlog_drops", c.backlog_drops}, {"tx_incomplete", c.tx_incomplete},
+        {"csum_offloaded", c.csum_offloaded}, {"gso_tx", c.gso_tx},
+        {"gso_rx", c.gso_rx},             {"gso_segmented", c.gso_segmented},
+        {"gso_errors", c.gso_errors},     {"mcast_adds", c.mcast_adds},
+        {"mcast_dels", c.mcast_dels},     {"mcast_errors", c.mcast_errors},
+        {"mcast_filtered", c.mcast_filtered}, {"credit_waits", c.credit_waits},
+        {"rx_stalled", c.rx_stalled},     {"stall_drops", c.stall_drops},
+        {"carrier_drops", c.carrier_drops},
     };
 }
 

@@ -10,6 +10,7 @@
 // Failure model: a hostile or broken frontend disables its own vif (counted,
 // logged, state Closing) and never affects another vif or the process.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -44,6 +45,20 @@ struct netback_config {
     std::size_t rx_backlog_bytes = 4u << 20;  // per-queue cap on frames waiting for rx buffers
     unsigned batch = 32;              // packets per grant batch
     bool feature_sg = true;           // advertise feature-sg (multi-slot tx and rx)
+    // Offloads advertised to the frontend (netif-spec §5.1). Off = the key is
+    // written as "0": the frontend must not send GSO / partial IPv6 checksums.
+    bool feature_gso_tcpv4 = true;
+    bool feature_gso_tcpv6 = true;
+    bool feature_ipv6_csum_offload = true;
+    // feature-multicast-control and feature-dynamic-multicast-control: MCAST_ADD/DEL
+    // extras fill a per-vif list (at most 64) that filters guest-receive multicast.
+    bool multicast_control = true;
+    // A queue whose frontend posts too few rx buffers for the next packet for
+    // this long is declared stalled: its backlog is dropped and carrier goes to
+    // 0 until buffers come back (Linux rx_stall_timeout_msecs). A frontend
+    // without feature-rx-notify is polled for new buffers every rx_poll_interval.
+    std::chrono::milliseconds rx_stall_timeout{60000};
+    std::chrono::milliseconds rx_poll_interval{10};
     bool split_event_channels = true; // advertise feature-split-event-channels
     unsigned max_queues = 4;          // multi-queue-max-queues (1 = do not advertise)
     bool ctrl_ring = true;            // advertise feature-ctrl-ring (hashing, static grants)
@@ -86,6 +101,7 @@ public:
 private:
     void rescan();
     void on_event_channel();
+    void on_watch_event(const std::string& token);
 
     util::event_loop& loop_;
     platform::services& svc_;

@@ -24,12 +24,14 @@
 #include "vifkit/ctrlfront/ctl_bridge.hpp"
 #include "vifkit/ctrlfront/ctrl_client.hpp"
 #include "vifkit/ctrlfront/expiry_timer.hpp"
+#include "vifkit/core/offload_accept.hpp"
 #include "vifkit/io/packet_port.hpp"
 #include "vifkit/platform/platform.hpp"
 #include "vifkit/platform/store.hpp"
 #include "vifkit/ring/ring.hpp"
 #include "vifkit/util/event_loop.hpp"
 #include "vifkit/util/log.hpp"
+#include "vifkit/util/timer.hpp"
 
 namespace vifkit::core {
 
@@ -48,6 +50,16 @@ struct netfront_config {
     // Busy polling: the caller runs poll() in a loop; rsp_event is not re-armed
     // (no notifications from the backend) and the guest port is read by poll().
     bool busy_poll = false;
+    // Features we advertise (netif-spec §5.1). Each is used only if the backend
+    // offers its side too.
+    bool feature_sg = true;          // feature-sg: multi-slot packets on receive
+    bool gso_tcpv4 = true;           // feature-gso-tcpv4 (needs sg and csum offload)
+    bool gso_tcpv6 = true;           // feature-gso-tcpv6 (needs sg and ipv6 csum offload)
+    bool csum_offload = true;        // false: write feature-no-csum-offload=1
+    bool ipv6_csum_offload = true;   // feature-ipv6-csum-offload
+    bool multicast_control = true;   // request-multicast-control (if offered); the
+                                     // guest port's multicast list is synced to the backend
+    bool rx_notify = true;           // feature-rx-notify
 };
 
 class netfront {
@@ -96,7 +108,9 @@ private:
         bool rx_bad = false;         // current chain had an error: drop it at its end
         bool rx_in_chain = false;    // more_data seen, chain continues
         bool rx_extra_next = false;  // next slot is an extra_info
-        bool rx_csum_blank = false;  // current chain's first slot had NETRXF_csum_blank
+        std::uint16_t rx_flags = 0;  // current chain's first data slot's flags (csum bits)
+        std::uint8_t rx_gso_type = 0;    // GSO extra of the current chain (0 = none)
+        std::uint16_t rx_gso_size = 0;
         std::vector<grant_ref_t> static_refs;  // pool grefs the backend keeps mapped
         std::size_t static_next = 0;           // next pool page to register
         bool static_done = false;
@@ -121,8 +135,14 @@ private:
     void take_rx_response(queue& q, std::uint32_t slot, const abi::rx_response& r);
     void finish_rx_chain(queue& q);
     void on_port_readable();
-    bool send_frame(queue& q, std::span<const std::byte> frame);
-    bool transmit(std::span<const std::byte> frame, std::uint64_t& queued);
+    bool send_frame(queue& q, std::span<const std::byte> frame, const io::offload& m);
+    bool transmit(std::span<std::byte> frame, const io::offload& m, std::uint64_t& queued);
+    // offloads, carrier, mtu, multicast (netfront.cpp)
+    void read_backend_features();
+    void read_carrier();
+    void apply_mtu();
+    void sync_multicast();
+    bool send_mcast(bool add, const std::array<std::uint8_t, 6>& mac);
     [[nodiscard]] std::size_t pick_queue(std::span<const std::byte> frame) const;
     void watch_port(bool on);
     // control ring and static grants (netfront_ctrl.cpp)
@@ -163,6 +183,17 @@ private:
     std::vector<std::pair<std::uint32_t, abi::rx_response>> rx_batch_;  // responses of one pass (slot, copy)
     std::vector<std::byte> held_;  // a guest frame waiting for tx buffers
     std::size_t held_len_ = 0;
+    io::offload held_meta_;
+    // What the backend takes on guest transmit / what the guest port takes.
+    struct backend_features {
+        bool gso4 = false, gso6 = false, csum6 = false, mcast = false, dyn_mcast = false;
+    } back_;
+    offload_accept to_backend_, to_guest_;
+    bool carrier_ = true;  // B/carrier (absent = up)
+    std::optional<util::timer> mcast_timer_;
+    std::vector<std::array<std::uint8_t, 6>> mcast_sent_;  // addresses the backend has (ADD answered)
+    std::uint64_t mcast_updates_ = 0;  // MCAST_ADD/DEL requests sent
+    std::unique_ptr<std::byte[]> seg_scratch_;
     std::uint64_t leaked_pages_ = 0;  // grants the backend would not release (XSA-396)
     std::uint64_t connects_ = 0;      // handshakes completed (reconnects = connects - 1)
     std::uint64_t backend_closes_ = 0;      // backend closed (or failed) while we were connected
