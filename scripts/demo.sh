@@ -9,6 +9,10 @@ BIN=${1:-build/bin}
 BIN=$(cd "$BIN" && pwd)
 SECS=${DEMO_IPERF_SECONDS:-5}
 MODE=${DEMO_MODE:-static}   # static (static grants), copy (grant copy), map (grant map)
+# Extra options for each end, e.g. DEMO_FRONT_ARGS="--disable sg,gso-tcpv4,gso-tcpv6"
+# to measure without scatter-gather and segmentation offload.
+read -r -a back_extra <<<"${DEMO_BACK_ARGS:-}"
+read -r -a front_extra <<<"${DEMO_FRONT_ARGS:-}"
 tag=$$
 tmp=$(mktemp -d /tmp/vifkit-demo.XXXXXX)
 HNS=vifkit-host-$tag GNS=vifkit-guest-$tag
@@ -46,7 +50,7 @@ case "$MODE" in
 esac
 say "starting vifkit-back (domain 0, $MODE mode) in netns $HNS"
 ip netns exec "$HNS" "$BIN/vifkit-back" --broker "$tmp/broker.sock" --store "$tmp/xs.sock" \
-  "${back_mode[@]}" --port 'tap:vif{domid}.{devid}' --stats-file "$tmp/back.json" &
+  "${back_mode[@]}" --port 'tap:vif{domid}.{devid}' --stats-file "$tmp/back.json" ${back_extra[@]+"${back_extra[@]}"} &
 pids+=($!)
 wait_for 10 xs xenstore-read /local/domain/0/backend/vif >/dev/null 2>&1 || true
 
@@ -55,7 +59,7 @@ say "vifkit-attach: toolstack writes the vif nodes for guest 1"
 
 say "starting vifkit-front (guest domain 1) in netns $GNS, eth0 = its TAP"
 ip netns exec "$GNS" "$BIN/vifkit-front" --broker "$tmp/broker.sock" --store "$tmp/xs.sock" \
-  --domid 1 --port tap:eth0 --stats-file "$tmp/front.json" &
+  --domid 1 --port tap:eth0 --stats-file "$tmp/front.json" ${front_extra[@]+"${front_extra[@]}"} &
 pids+=($!)
 connected() { [ "$(xs xenstore-read /local/domain/0/backend/vif/1/0/state)" = 4 ] &&
               [ "$(xs xenstore-read /local/domain/1/device/vif/0/state)" = 4 ]; }
@@ -100,6 +104,9 @@ print(f"backend  grant copies {q['grant_copies']} in {q['copy_batches']} batches
       f"unmaps {q['grant_unmaps']}; static grants: {sg.get('mapped', 0)} kept mapped, "
       f"{q['static_hits']} slots served through them")
 print(f"backend  {ops / max(pk, 1):.4f} grant operations per packet, setup included")
+print(f"offloads: GSO super-frames guest->host {q['gso_tx']}, host->guest {q['gso_rx']}; partial checksums "
+      f"passed on {q['csum_offloaded'] + fq['csum_offloaded']}, completed in software "
+      f"{q['csum_completed'] + fq['csum_completed']}; software-segmented {q['gso_segmented'] + fq['gso_segmented']}")
 print(f"frontend ({front['state']}): tx {fq['tx_packets']} pkts, rx {fq['rx_packets']} pkts, "
       f"errors tx {fq['tx_errors']} rx {fq['rx_errors']}, granted pages {front['granted_pages']}")
 print("full JSON:")

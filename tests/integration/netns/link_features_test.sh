@@ -141,7 +141,8 @@ PRE_FRONT=""
 st=1 why=""
 if case_start "--rx-stall-timeout 1000" ""; then
     kill -STOP "${CASE_PIDS[2]}"   # the frontend stops posting rx buffers
-    ip netns exec "$HNS" ping -f -c 200 -W 1 $GUEST4 >/dev/null 2>&1 &
+    # More frames than the 256 rx buffers it had posted (UDP, 1204 bytes each).
+    ip netns exec "$HNS" $XFER send udp $GUEST4 9 600000 1 >/dev/null 2>&1 &
     pp=$!
     if wait_for 10 carrier_is 0; then
         snap_back
