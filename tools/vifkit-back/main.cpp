@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
     bool no_ctrl_ring = false, no_static = false;
     std::vector<std::string> disabled;
     unsigned stall_ms = 60000;
+    std::size_t backlog_kib = 4096;
     std::size_t mem_pages = 256;
     app.add_option("--platform", platform_name, tools::platform_help)
         ->check(CLI::IsMember({"emu", "xen"}))
@@ -64,6 +65,10 @@ int main(int argc, char** argv) {
                    "ipv6-csum-offload, multicast-control")
         ->delimiter(',')
         ->check(CLI::IsMember({"sg", "gso-tcpv4", "gso-tcpv6", "ipv6-csum-offload", "multicast-control"}));
+    app.add_option("--rx-backlog-kib", backlog_kib,
+                   "Per-queue cap, in KiB, on frames from the host waiting for the guest's rx buffers")
+        ->check(CLI::Range(std::size_t{64}, std::size_t{1} << 20))
+        ->capture_default_str();
     app.add_option("--rx-stall-timeout", stall_ms,
                    "ms a queue may wait for rx buffers before it is declared stalled (backlog dropped, carrier 0)")
         ->check(CLI::Range(100u, 3600000u))
@@ -115,6 +120,7 @@ int main(int argc, char** argv) {
         cfg.feature_ipv6_csum_offload = !off("ipv6-csum-offload");
         cfg.multicast_control = !off("multicast-control");
         cfg.rx_stall_timeout = std::chrono::milliseconds(stall_ms);
+        cfg.rx_backlog_bytes = backlog_kib * 1024;
         cfg.write_hotplug_status = on_xen;  // no hotplug script is needed to bring the vif up
         core::netback nb(loop, svc, *store, cfg);
         auto dump = [&] { tools::dump_stats(stats_file, nb.stats(), "vifkit-back"); };

@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
+#include <span>
 #include <thread>
 #include <tuple>
 
@@ -39,10 +41,12 @@ abi::tx_request txreq(grant_ref_t gref, std::uint16_t offset, std::uint16_t flag
 
 class Hostile : public ::testing::Test {
 protected:
+    // TCPv6 GSO and multicast control are not advertised: the cases that
+    // use them check that unadvertised extras are fatal.
+    virtual std::vector<std::string> backend_args() const { return {"--disable", "gso-tcpv6,multicast-control"}; }
+
     void SetUp() override {
-        // TCPv6 GSO and multicast control are not advertised: the cases that
-        // use them check that unadvertised extras are fatal.
-        back_ = env_.start_backend({"--disable", "gso-tcpv6,multicast-control"});
+        back_ = env_.start_backend(backend_args());
         ASSERT_TRUE(env_.attach(good_guest));
         front2_ = env_.start_frontend(good_guest);
         ASSERT_TRUE(env_.wait_connected(good_guest)) << env_.log("back") << env_.log("front2");
@@ -1572,6 +1576,387 @@ TEST_F(Hostile, FrontendDomainDestroyedWhileConnectedIsReleased) {
     EXPECT_EQ((*v)["connected"], false);
     EXPECT_GE((*v)["queues"][0]["grant_unmaps"].get<std::uint64_t>(), 2u);
     finish();  // alive, baseline, legit vif still fine
+}
+
+// ======================= offloads: GSO on guest transmit =======================
+
+constexpr std::size_t tcp4_hdr_len = 14 + 20 + 20;  // Ethernet + IPv4 + TCP, no options
+
+unsigned be16_at(std::span<const std::byte> f, std::size_t at) {
+    return std::to_integer<unsigned>(f[at]) << 8 | std::to_integer<unsigned>(f[at + 1]);
+}
+std::uint32_t be32_at(std::span<const std::byte> f, std::size_t at) {
+    return std::uint32_t{be16_at(f, at)} << 16 | be16_at(f, at + 2);
+}
+void put_be16(std::vector<std::byte>& f, std::size_t at, unsigned v) {
+    f[at] = static_cast<std::byte>(v >> 8);
+    f[at + 1] = static_cast<std::byte>(v);
+}
+// RFC 1071 sum of f[begin, end) (an odd tail byte padded with zero), not folded.
+std::uint32_t ones(std::span<const std::byte> f, std::size_t begin, std::size_t end, std::uint32_t s = 0) {
+    for (std::size_t i = begin; i < end; i += 2)
+        s += std::to_integer<unsigned>(f[i]) << 8 | (i + 1 < end ? std::to_integer<unsigned>(f[i + 1]) : 0u);
+    return s;
+}
+unsigned fold16(std::uint32_t s) {
+    while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
+    return s;
+}
+
+// Ethernet + IPv4 (id `ip_id`, DF) + TCP (seq `seq`, ACK|PSH) + `payload`
+// pattern bytes, both checksums left as garbage (a GSO sender leaves them to
+// whoever segments). proto 17 puts a UDP header there instead.
+std::vector<std::byte> ip4_frame(std::size_t payload, std::uint32_t seq, std::uint16_t ip_id,
+                                 std::uint8_t proto = 6) {
+    std::vector<std::byte> f(tcp4_hdr_len + payload);
+    for (std::size_t i = 0; i < f.size(); ++i) f[i] = static_cast<std::byte>(i * 7 + i / 251);
+    const std::uint8_t hdr[] = {0x02, 0, 0, 0, 0, 0x09, 0x02, 0x01, 0, 0, 0, 0x01, 0x08, 0x00,  // Ethernet
+                                0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0xDE, 0xAD, 10, 1, 0, 1, 10, 1, 0, 2};
+    std::memcpy(f.data(), hdr, sizeof hdr);
+    put_be16(f, 16, static_cast<unsigned>(f.size() - 14));
+    put_be16(f, 18, ip_id);
+    put_be16(f, 34, 40001);
+    put_be16(f, 36, 5001);
+    if (proto == 6) {
+        put_be16(f, 38, seq >> 16);
+        put_be16(f, 40, seq & 0xFFFF);
+        put_be16(f, 42, 0x1234);
+        put_be16(f, 44, 0x5678);
+        f[46] = std::byte{0x50};  // data offset 5
+        f[47] = std::byte{0x18};  // ACK | PSH
+        put_be16(f, 48, 0xFFFF);
+        put_be16(f, 50, 0xBEEF);  // checksum: garbage
+        put_be16(f, 52, 0);
+    } else {
+        put_be16(f, 38, static_cast<unsigned>(f.size() - 34));
+        put_be16(f, 40, 0xBEEF);
+    }
+    return f;
+}
+
+// Ethernet + IPv6 + TCP + payload.
+std::vector<std::byte> tcp6_frame(std::size_t payload) {
+    std::vector<std::byte> f(14 + 40 + 20 + payload);
+    for (std::size_t i = 0; i < f.size(); ++i) f[i] = static_cast<std::byte>(i * 11);
+    const std::uint8_t eth[] = {0x02, 0, 0, 0, 0, 0x09, 0x02, 0x01, 0, 0, 0, 0x01, 0x86, 0xDD};
+    std::memcpy(f.data(), eth, sizeof eth);
+    f[14] = std::byte{0x60};
+    f[15] = f[16] = f[17] = std::byte{0};
+    put_be16(f, 18, static_cast<unsigned>(20 + payload));
+    f[20] = std::byte{6};
+    f[21] = std::byte{64};
+    f[66] = std::byte{0x50};
+    f[67] = std::byte{0x10};
+    return f;
+}
+
+// Lay `frame` out over data pages 0.. of `fe` (a whole page per slot) and build
+// its request chain: the first request (size = the whole frame; `flags` plus
+// extra_info, and more_data when more pages follow), the `extra` slot, then one
+// request per further page. Ids count up from id0 over the data slots.
+std::vector<abi::tx_request> offload_chain(hostile_frontend& fe, const std::vector<std::byte>& frame,
+                                           std::uint16_t flags, std::uint16_t id0, const abi::tx_request& extra) {
+    const std::size_t pages = (frame.size() + 4095) / 4096;
+    for (std::size_t p = 0; p < pages; ++p)
+        std::memcpy(fe.data_page(p), frame.data() + p * 4096, std::min<std::size_t>(4096, frame.size() - p * 4096));
+    std::vector<abi::tx_request> reqs;
+    reqs.push_back(txreq(fe.data_ref(0), 0,
+                         static_cast<std::uint16_t>(flags | abi::txf::extra_info | (pages > 1 ? abi::txf::more_data : 0)),
+                         id0, static_cast<std::uint16_t>(frame.size())));
+    reqs.push_back(extra);
+    for (std::size_t p = 1; p < pages; ++p)
+        reqs.push_back(txreq(fe.data_ref(p), 0, p + 1 < pages ? abi::txf::more_data : 0,
+                             static_cast<std::uint16_t>(id0 + p),
+                             static_cast<std::uint16_t>(std::min<std::size_t>(4096, frame.size() - p * 4096))));
+    return reqs;
+}
+
+// The responses to an offload_chain(): `status` on every data slot, NULL on the extra.
+void expect_chain_answered(const std::vector<abi::tx_response>& rsps, std::size_t n, std::uint16_t id0,
+                           std::int16_t status) {
+    ASSERT_EQ(rsps.size(), n);
+    EXPECT_EQ(rsps[0].id, id0);
+    EXPECT_EQ(rsps[0].status, status);
+    EXPECT_EQ(rsps[1].status, abi::rsp::null_);
+    for (std::size_t k = 2; k < n; ++k) {
+        EXPECT_EQ(rsps[k].id, id0 + k - 1) << "slot " << k;
+        EXPECT_EQ(rsps[k].status, status) << "slot " << k;
+    }
+}
+
+// Segment i of the TCPv4 super-frame `super` cut at `mss` (independent checks):
+// Ethernet header copied, IPv4 total length, id (+i) and header checksum, TCP
+// sequence number (+i*mss), flags (PSH on the last only), TCP checksum over the
+// pseudo-header, payload slice.
+void expect_tcp4_segment(std::span<const std::byte> s, const std::vector<std::byte>& super, std::size_t i,
+                         std::size_t mss) {
+    const std::size_t payload = super.size() - tcp4_hdr_len;
+    const std::size_t nseg = (payload + mss - 1) / mss;
+    const std::size_t off = i * mss;
+    ASSERT_LT(off, payload) << "segment " << i << " beyond the payload";
+    const std::size_t len = std::min(mss, payload - off);
+    ASSERT_EQ(s.size(), tcp4_hdr_len + len) << "segment " << i;
+    EXPECT_TRUE(std::equal(s.begin(), s.begin() + 14, super.begin())) << "segment " << i;
+    EXPECT_EQ(be16_at(s, 16), 40 + len) << "segment " << i;
+    EXPECT_EQ(be16_at(s, 18), (be16_at(super, 18) + i) & 0xFFFF) << "segment " << i;
+    EXPECT_EQ(fold16(ones(s, 14, 34)), 0xFFFFu) << "IPv4 header checksum, segment " << i;
+    EXPECT_EQ(be32_at(s, 38), static_cast<std::uint32_t>(be32_at(super, 38) + off)) << "seq, segment " << i;
+    EXPECT_EQ(be32_at(s, 42), be32_at(super, 42)) << "ack, segment " << i;
+    const bool psh = (std::to_integer<unsigned>(s[47]) & 0x08) != 0;
+    EXPECT_EQ(psh, i + 1 == nseg) << "PSH, segment " << i;
+    EXPECT_EQ(std::to_integer<unsigned>(s[47]) & 0x10, 0x10u) << "ACK, segment " << i;
+    // TCP checksum: pseudo-header (addresses, protocol, TCP length) + segment.
+    const std::uint32_t pseudo = ones(s, 26, 34) + 6 + static_cast<std::uint32_t>(20 + len);
+    EXPECT_EQ(fold16(ones(s, 34, s.size(), pseudo)), 0xFFFFu) << "TCP checksum, segment " << i;
+    EXPECT_TRUE(std::equal(s.begin() + tcp4_hdr_len, s.end(), super.begin() + tcp4_hdr_len + off))
+        << "payload, segment " << i;
+}
+
+TEST_F(Hostile, GsoTcpv4OnIpv6UdpOrTruncatedHeadersIsAnsweredErrorAndNotSent) {
+    connect_bad();
+    auto cut = ip4_frame(9000 - tcp4_hdr_len, 1, 1);  // IP total length 8986 ...
+    cut.resize(1000);                                 // ... in a 1000-byte frame
+    struct {
+        const char* name;
+        std::vector<std::byte> frame;
+    } const cases[] = {
+        {"tcp/ipv6", tcp6_frame(5000)},
+        {"udp/ipv4", ip4_frame(5000, 1, 1, 17)},
+        {"truncated tcp/ipv4", cut},
+    };
+    std::uint16_t id = 100;
+    std::uint64_t n = 0;
+    for (const auto& c : cases) {
+        const auto reqs = offload_chain(*bad_, c.frame, abi::txf::csum_blank, id,
+                                        extra_slot(abi::extra_type::gso, 0, 1448, abi::gso_type::tcpv4));
+        bad_->push_tx(reqs);
+        const auto rsps = bad_->wait_tx_responses(reqs.size());
+        SCOPED_TRACE(c.name);
+        expect_chain_answered(rsps, reqs.size(), id, abi::rsp::error);
+        EXPECT_EQ(counter("gso_errors"), ++n) << env_.log("back");
+        EXPECT_EQ(bad_->backend_state(), 4);  // an ERROR, not a fault
+        id = static_cast<std::uint16_t>(id + 10);
+    }
+    EXPECT_TRUE(recv_host1(300ms).empty()) << "a refused GSO frame reached the host";
+    EXPECT_EQ(counter("tx_errors"), 3u);
+    EXPECT_EQ(counter("tx_packets"), 0u);
+    EXPECT_EQ(counter("gso_segmented"), 0u);
+    EXPECT_EQ(counter("peer_faults"), 0u);
+    expect_tx_works(20, 900);
+    finish();
+}
+
+TEST_F(Hostile, GsoTcpv4SuperFrameIsSegmentedForAHostPortWithoutOffloads) {
+    connect_bad();
+    constexpr std::size_t mss = 1448, payload = 9000 - tcp4_hdr_len;  // 8946 bytes: 7 segments
+    // Sequence number and IP id close to wrapping: both advance modulo their width.
+    const auto f = ip4_frame(payload, 0xFFFFE000u, 0xFFFD);
+    const auto reqs = offload_chain(*bad_, f, abi::txf::csum_blank, 1,
+                                    extra_slot(abi::extra_type::gso, 0, mss, abi::gso_type::tcpv4));
+    ASSERT_EQ(reqs.size(), 4u);  // 3 data slots + the GSO extra
+    bad_->push_tx(reqs);
+    expect_chain_answered(bad_->wait_tx_responses(reqs.size()), reqs.size(), 1, abi::rsp::okay);
+    constexpr std::size_t nseg = (payload + mss - 1) / mss;
+    static_assert(nseg == 7);
+    for (std::size_t i = 0; i < nseg; ++i) {
+        const auto s = recv_host1();
+        ASSERT_FALSE(s.empty()) << "segment " << i << " missing\n" << env_.log("back");
+        expect_tcp4_segment(s, f, i, mss);
+    }
+    EXPECT_TRUE(recv_host1(300ms).empty()) << "more than ceil(payload / mss) segments";
+    EXPECT_EQ(counter("gso_segmented"), 1u);
+    EXPECT_EQ(counter("tx_packets"), nseg);
+    EXPECT_EQ(counter("gso_tx"), 0u);  // the plain host port never gets a super-frame
+    EXPECT_EQ(counter("gso_errors"), 0u);
+    EXPECT_EQ(counter("tx_errors"), 0u);
+    EXPECT_EQ(counter("peer_faults"), 0u);
+    finish();
+}
+
+TEST_F(Hostile, GsoWithMssOneIsBoundedAndTheBackendStaysResponsive) {
+    connect_bad();
+    constexpr std::size_t payload = 9000 - tcp4_hdr_len;  // up to 8946 one-byte segments
+    const auto f = ip4_frame(payload, 77, 1);
+    const auto reqs = offload_chain(*bad_, f, abi::txf::csum_blank, 1,
+                                    extra_slot(abi::extra_type::gso, 0, 1, abi::gso_type::tcpv4));
+    bad_->push_tx(reqs);
+    // Segmentation ends either with every segment sent or, once the host
+    // port's socket is full, with a counted drop; the packet is answered OKAY.
+    expect_chain_answered(bad_->wait_tx_responses(reqs.size(), 30s), reqs.size(), 1, abi::rsp::okay);
+    std::size_t got = 0;
+    for (;;) {
+        const auto s = recv_host1(500ms);
+        if (s.empty()) break;
+        expect_tcp4_segment(s, f, got, 1);
+        ++got;
+        if (HasFailure()) break;  // one report, not thousands
+    }
+    EXPECT_GE(got, 1u);
+    EXPECT_LE(got, payload);
+    EXPECT_EQ(counter("tx_packets"), got) << "every segment that left reached the host, in order";
+    if (got < payload)
+        EXPECT_GE(counter("tx_drops"), 1u) << "segmentation stopped without a counted drop";
+    else
+        EXPECT_EQ(counter("gso_segmented"), 1u);
+    EXPECT_EQ(counter("gso_errors"), 0u);
+    EXPECT_EQ(counter("peer_faults"), 0u);
+    EXPECT_EQ(bad_->backend_state(), 4);
+    expect_tx_works(20, 50);  // the vif goes on
+    finish();
+}
+
+// ======================= multicast control (advertised) =======================
+
+using mac_t = std::array<std::uint8_t, 6>;
+
+abi::tx_request mcast_slot(std::uint8_t type, const mac_t& mac, std::uint8_t flags = 0) {
+    abi::extra_info e{};
+    e.type = type;
+    e.flags = flags;
+    std::memcpy(e.u.mcast.addr, mac.data(), mac.size());
+    abi::tx_request r{};
+    std::memcpy(&r, &e, sizeof e);
+    return r;
+}
+mac_t group(std::uint8_t n) { return {0x01, 0x00, 0x5e, 0x00, 0x01, n}; }
+
+// vifkit-back with every feature advertised (multicast control, TCPv6 GSO).
+class HostileAllFeatures : public Hostile {
+protected:
+    std::vector<std::string> backend_args() const override { return {}; }
+
+    // One dummy request (size 0) with an MCAST_ADD/DEL extra; its status.
+    std::int16_t mcast(std::uint8_t type, const mac_t& mac, std::uint16_t id) {
+        const abi::tx_request reqs[] = {txreq(bad_->data_ref(0), 0, abi::txf::extra_info, id, 0),
+                                        mcast_slot(type, mac)};
+        bad_->push_tx(reqs);
+        const auto rsps = bad_->wait_tx_responses(2);
+        EXPECT_EQ(rsps.size(), 2u) << env_.log("back");
+        if (rsps.size() != 2) return 99;
+        EXPECT_EQ(rsps[0].id, id);
+        EXPECT_EQ(rsps[1].status, abi::rsp::null_);
+        return rsps[0].status;
+    }
+    // A frame from the host to the hostile guest, to `dst`.
+    std::vector<std::byte> send_host1_to(const mac_t& dst, std::size_t len, std::uint8_t seed) {
+        std::vector<std::byte> f(len);
+        for (std::size_t k = 0; k < len; ++k) f[k] = static_cast<std::byte>(seed ^ (k * 13));
+        std::memcpy(f.data(), dst.data(), 6);
+        const std::uint8_t rest[8] = {0x02, 0x02, 0x09, 0, 0, seed, 0x88, 0xb5};
+        std::memcpy(f.data() + 6, rest, sizeof rest);
+        EXPECT_TRUE(host1_->send(f));
+        return f;
+    }
+    std::uint64_t mcast_addresses() {
+        auto v = bad_vif();
+        return v.is_object() ? v["multicast_addresses"].get<std::uint64_t>() : 0;
+    }
+};
+
+TEST_F(HostileAllFeatures, SixtyFifthMulticastAddIsRefusedAndDelMakesRoom) {
+    connect_bad();
+    // 65 dummy MCAST_ADD requests of distinct groups, published at once.
+    std::vector<abi::tx_request> reqs;
+    for (std::uint16_t i = 0; i < 65; ++i) {
+        reqs.push_back(txreq(bad_->data_ref(0), 0, abi::txf::extra_info, i, 0));
+        reqs.push_back(mcast_slot(abi::extra_type::mcast_add, group(static_cast<std::uint8_t>(i))));
+    }
+    bad_->push_tx(reqs);
+    const auto rsps = bad_->wait_tx_responses(reqs.size());
+    ASSERT_EQ(rsps.size(), reqs.size()) << env_.log("back");
+    for (std::size_t i = 0; i < 65; ++i) {
+        EXPECT_EQ(rsps[2 * i].id, i);
+        EXPECT_EQ(rsps[2 * i].status, i < 64 ? abi::rsp::okay : abi::rsp::error) << "add " << i;
+        EXPECT_EQ(rsps[2 * i + 1].status, abi::rsp::null_) << "extra of add " << i;
+    }
+    EXPECT_EQ(counter("mcast_adds"), 65u);
+    EXPECT_EQ(counter("mcast_errors"), 1u);
+    EXPECT_EQ(mcast_addresses(), 64u);
+    // DEL one, then a new ADD fits again.
+    EXPECT_EQ(mcast(abi::extra_type::mcast_del, group(3), 200), abi::rsp::okay);
+    EXPECT_EQ(counter("mcast_dels"), 1u);
+    EXPECT_EQ(mcast_addresses(), 63u);
+    EXPECT_EQ(mcast(abi::extra_type::mcast_add, group(99), 201), abi::rsp::okay);
+    EXPECT_EQ(counter("mcast_adds"), 66u);
+    EXPECT_EQ(counter("mcast_errors"), 1u);
+    EXPECT_EQ(mcast_addresses(), 64u);
+    // Nothing was transmitted for any of them.
+    EXPECT_TRUE(recv_host1(300ms).empty());
+    EXPECT_EQ(counter("tx_packets"), 0u);
+    EXPECT_EQ(counter("peer_faults"), 0u);
+    EXPECT_EQ(bad_->backend_state(), 4);
+    expect_tx_works(20, 300);
+    finish();
+}
+
+// An MCAST_ADD extra on a request that carries data (size > 0): vifkit-back
+// treats it like Linux netback does, as a control request. The address is
+// added, every slot is answered OKAY (the extra NULL), and the data is NOT
+// transmitted: nothing reaches the host port.
+TEST_F(HostileAllFeatures, MulticastAddOnADataRequestIsAnsweredAndNotTransmitted) {
+    connect_bad();
+    fill(0, 0, 100, 4);
+    const abi::tx_request reqs[] = {txreq(bad_->data_ref(0), 0, abi::txf::extra_info, 10, 100),
+                                    mcast_slot(abi::extra_type::mcast_add, group(1))};
+    bad_->push_tx(reqs);
+    const auto rsps = bad_->wait_tx_responses(2);
+    ASSERT_EQ(rsps.size(), 2u) << env_.log("back");
+    EXPECT_EQ(rsps[0].id, 10);
+    EXPECT_EQ(rsps[0].status, abi::rsp::okay);
+    EXPECT_EQ(rsps[1].status, abi::rsp::null_);
+    EXPECT_TRUE(recv_host1(300ms).empty()) << "the data of a multicast control request was transmitted";
+    EXPECT_EQ(counter("mcast_adds"), 1u);
+    EXPECT_EQ(mcast_addresses(), 1u);
+    EXPECT_EQ(counter("tx_packets"), 0u);
+    EXPECT_EQ(counter("peer_faults"), 0u);
+    EXPECT_EQ(bad_->backend_state(), 4);
+    expect_tx_works(20, 11);  // the next ordinary packet goes out
+    finish();
+}
+
+TEST_F(HostileAllFeatures, MulticastFilterPassesJoinedGroupsAndBroadcastOnly) {
+    // request-multicast-control=1 among the keys, before Connected.
+    connect_with_key("request-multicast-control", "1");
+    ASSERT_TRUE(bad_->wait_backend_state(4)) << env_.log("back");
+    host1_ = connect_port(env_.backend_port(bad_guest));
+    ASSERT_TRUE(host1_);
+    ASSERT_EQ(bad_vif()["multicast_filter"], true) << env_.log("back");
+    ASSERT_EQ(mcast(abi::extra_type::mcast_add, group(7), 1), abi::rsp::okay);
+    const abi::rx_request bufs[] = {{1, 0, bad_->data_ref(10)}, {2, 0, bad_->data_ref(11)},
+                                    {3, 0, bad_->data_ref(12)}, {4, 0, bad_->data_ref(13)}};
+    bad_->push_rx(bufs);
+    // The joined group arrives.
+    auto f = send_host1_to(group(7), 120, 1);
+    auto rsps = bad_->wait_rx_responses(1);
+    ASSERT_EQ(rsps.size(), 1u) << env_.log("back");
+    EXPECT_EQ(rsps[0].id, 1);
+    ASSERT_EQ(rsps[0].status, 120);
+    EXPECT_EQ(std::memcmp(bad_->data_page(10) + rsps[0].offset, f.data(), f.size()), 0);
+    // Another group is held back (counted) ...
+    send_host1_to(group(8), 130, 2);
+    ASSERT_TRUE(wait_counter("mcast_filtered", 1)) << env_.log("back");
+    // ... broadcast passes, and lands in the next buffer: nothing came in between.
+    f = send_host1_to({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 140, 3);
+    rsps = bad_->wait_rx_responses(1);
+    ASSERT_EQ(rsps.size(), 1u) << env_.log("back");
+    EXPECT_EQ(rsps[0].id, 2);
+    ASSERT_EQ(rsps[0].status, 140);
+    EXPECT_EQ(std::memcmp(bad_->data_page(11) + rsps[0].offset, f.data(), f.size()), 0);
+    // Leaving the group filters it too.
+    ASSERT_EQ(mcast(abi::extra_type::mcast_del, group(7), 2), abi::rsp::okay);
+    send_host1_to(group(7), 150, 4);
+    ASSERT_TRUE(wait_counter("mcast_filtered", 2)) << env_.log("back");
+    // Unicast always passes.
+    f = send_host1_to({0x02, 0, 0, 0, 0, 0x01}, 160, 5);
+    rsps = bad_->wait_rx_responses(1);
+    ASSERT_EQ(rsps.size(), 1u) << env_.log("back");
+    EXPECT_EQ(rsps[0].id, 3);
+    ASSERT_EQ(rsps[0].status, 160);
+    EXPECT_EQ(std::memcmp(bad_->data_page(12) + rsps[0].offset, f.data(), f.size()), 0);
+    EXPECT_EQ(counter("mcast_filtered"), 2u);
+    EXPECT_EQ(counter("rx_packets"), 3u);
+    EXPECT_EQ(counter("peer_faults"), 0u);
+    finish();
 }
 
 }  // namespace

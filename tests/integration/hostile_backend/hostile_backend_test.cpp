@@ -14,7 +14,9 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cstring>
+#include <span>
 #include <thread>
 #include <tuple>
 
@@ -674,6 +676,172 @@ TEST_F(HostileBackend, ReconnectLeavesNoStaleRingKeys) {
     EXPECT_EQ(top("backend_closes"), 1u);
     expect_rx_works();
     expect_tx_works();
+    finish();
+}
+
+// ---------------------------------------------------------------- rx GSO extras
+
+constexpr std::size_t tcp4_hdr_len = 14 + 20 + 20;  // Ethernet + IPv4 + TCP, no options
+
+unsigned be16_at(std::span<const std::byte> f, std::size_t at) {
+    return std::to_integer<unsigned>(f[at]) << 8 | std::to_integer<unsigned>(f[at + 1]);
+}
+std::uint32_t be32_at(std::span<const std::byte> f, std::size_t at) {
+    return std::uint32_t{be16_at(f, at)} << 16 | be16_at(f, at + 2);
+}
+void put_be16(std::vector<std::byte>& f, std::size_t at, unsigned v) {
+    f[at] = static_cast<std::byte>(v >> 8);
+    f[at + 1] = static_cast<std::byte>(v);
+}
+// RFC 1071 sum of f[begin, end) (an odd tail byte padded with zero), not folded.
+std::uint32_t ones(std::span<const std::byte> f, std::size_t begin, std::size_t end, std::uint32_t s = 0) {
+    for (std::size_t i = begin; i < end; i += 2)
+        s += std::to_integer<unsigned>(f[i]) << 8 | (i + 1 < end ? std::to_integer<unsigned>(f[i + 1]) : 0u);
+    return s;
+}
+unsigned fold16(std::uint32_t s) {
+    while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
+    return s;
+}
+
+// Ethernet + IPv4 (id `ip_id`, DF) + TCP (seq `seq`, ACK|PSH) + `payload`
+// pattern bytes; the checksums hold garbage (left to whoever segments).
+std::vector<std::byte> tcp4_frame(std::size_t payload, std::uint32_t seq, std::uint16_t ip_id) {
+    std::vector<std::byte> f(tcp4_hdr_len + payload);
+    for (std::size_t i = 0; i < f.size(); ++i) f[i] = static_cast<std::byte>(i * 5 + i / 253);
+    const std::uint8_t hdr[] = {0x02, 0, 0, 0, 0, 0x01, 0x02, 0x01, 0, 0, 0, 0x07, 0x08, 0x00,  // Ethernet
+                                0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0xDE, 0xAD, 10, 2, 0, 1, 10, 2, 0, 2};
+    std::memcpy(f.data(), hdr, sizeof hdr);
+    put_be16(f, 16, static_cast<unsigned>(f.size() - 14));
+    put_be16(f, 18, ip_id);
+    put_be16(f, 34, 443);
+    put_be16(f, 36, 50000);
+    put_be16(f, 38, seq >> 16);
+    put_be16(f, 40, seq & 0xFFFF);
+    put_be16(f, 42, 0xCAFE);
+    put_be16(f, 44, 0xF00D);
+    f[46] = std::byte{0x50};  // data offset 5
+    f[47] = std::byte{0x18};  // ACK | PSH
+    put_be16(f, 48, 0x7FFF);
+    put_be16(f, 50, 0xBEEF);  // checksum: garbage
+    put_be16(f, 52, 0);
+    return f;
+}
+
+// Segment i of the TCPv4 super-frame `super` cut at `mss`, checked
+// independently: Ethernet header, IPv4 length, id (+i) and header checksum,
+// TCP seq (+i*mss), PSH on the last only, TCP checksum with the pseudo-header,
+// payload slice.
+void expect_tcp4_segment(std::span<const std::byte> s, const std::vector<std::byte>& super, std::size_t i,
+                         std::size_t mss) {
+    const std::size_t payload = super.size() - tcp4_hdr_len;
+    const std::size_t nseg = (payload + mss - 1) / mss;
+    const std::size_t off = i * mss;
+    ASSERT_LT(off, payload) << "segment " << i << " beyond the payload";
+    const std::size_t len = std::min(mss, payload - off);
+    ASSERT_EQ(s.size(), tcp4_hdr_len + len) << "segment " << i;
+    EXPECT_TRUE(std::equal(s.begin(), s.begin() + 14, super.begin())) << "segment " << i;
+    EXPECT_EQ(be16_at(s, 16), 40 + len) << "segment " << i;
+    EXPECT_EQ(be16_at(s, 18), (be16_at(super, 18) + i) & 0xFFFF) << "segment " << i;
+    EXPECT_EQ(fold16(ones(s, 14, 34)), 0xFFFFu) << "IPv4 header checksum, segment " << i;
+    EXPECT_EQ(be32_at(s, 38), static_cast<std::uint32_t>(be32_at(super, 38) + off)) << "seq, segment " << i;
+    const bool psh = (std::to_integer<unsigned>(s[47]) & 0x08) != 0;
+    EXPECT_EQ(psh, i + 1 == nseg) << "PSH, segment " << i;
+    const std::uint32_t pseudo = ones(s, 26, 34) + 6 + static_cast<std::uint32_t>(20 + len);
+    EXPECT_EQ(fold16(ones(s, 34, s.size(), pseudo)), 0xFFFFu) << "TCP checksum, segment " << i;
+    EXPECT_TRUE(std::equal(s.begin() + tcp4_hdr_len, s.end(), super.begin() + tcp4_hdr_len + off))
+        << "payload, segment " << i;
+}
+
+abi::extra_info gso_extra(std::uint16_t size, std::uint8_t type) {
+    abi::extra_info e{};
+    e.type = abi::extra_type::gso;
+    e.u.gso.size = size;
+    e.u.gso.type = type;
+    return e;
+}
+
+class HostileBackendGso : public HostileBackend {
+protected:
+    // Deliver `frame` the way a netback sends a GSO packet (netif-spec §4.4):
+    // page-sized data slots from rx_idx_, the first with `flags` | extra_info
+    // (and more_data while slots follow), the extra `e` in the slot right
+    // after the first, then the other data slots; publish and notify.
+    void rx_with_extra(const std::vector<std::byte>& frame, std::uint16_t flags, const abi::extra_info& e) {
+        const std::size_t slots = (frame.size() + 4095) / 4096;
+        std::uint32_t idx = rx_idx_;
+        for (std::size_t k = 0; k < slots; ++k) {
+            const std::size_t len = std::min<std::size_t>(4096, frame.size() - k * 4096);
+            const auto req = hb_->rx_request_at(idx);
+            ASSERT_TRUE(hb_->copy_to_front(req.gref, 0, std::span<const std::byte>(frame).subspan(k * 4096, len)));
+            std::uint16_t fl = k + 1 < slots ? abi::rxf::more_data : 0;
+            if (k == 0) fl |= flags | abi::rxf::extra_info;
+            hb_->put_rx_response(idx++, rxrsp(req.id, 0, fl, static_cast<std::int16_t>(len)));
+            if (k == 0) hb_->put_rx_extra(idx++, e);
+        }
+        rx_idx_ = idx;
+        hb_->set_rx_rsp_prod(rx_idx_);
+        hb_->notify();
+    }
+};
+
+TEST_F(HostileBackendGso, RxGsoExtraThatWasNotAdvertisedIsRejected) {
+    start_bad({"--disable", "gso-tcpv4,gso-tcpv6"});
+    connect_bad();
+    EXPECT_EQ(hb_->front("feature-gso-tcpv4").value_or(""), "0");
+    EXPECT_EQ(hb_->front("feature-gso-tcpv6").value_or(""), "0");
+    const auto f = tcp4_frame(9000 - tcp4_hdr_len, 1, 1);
+    rx_with_extra(f, abi::rxf::csum_blank, gso_extra(1448, abi::gso_type::tcpv4));
+    rx_with_extra(f, abi::rxf::csum_blank, gso_extra(1448, abi::gso_type::tcpv6));
+    ASSERT_TRUE(wait_counter("rx_errors", 2)) << log1();
+    EXPECT_EQ(counter("gso_errors"), 2u);
+    EXPECT_EQ(counter("bad_responses"), 2u);
+    expect_nothing_delivered();
+    EXPECT_EQ(counter("rx_packets"), 0u);
+    EXPECT_EQ(counter("gso_segmented"), 0u);
+    EXPECT_EQ(counter("peer_faults"), 0u);
+    expect_rx_works();
+    EXPECT_EQ(counter("rx_packets"), 1u);
+    finish();
+}
+
+TEST_F(HostileBackendGso, RxGsoExtraWithSizeZeroOrUnknownTypeIsRejected) {
+    connect_bad();
+    ASSERT_EQ(hb_->front("feature-gso-tcpv4").value_or(""), "1");
+    const auto f = tcp4_frame(6000, 1, 1);
+    rx_with_extra(f, abi::rxf::csum_blank, gso_extra(0, abi::gso_type::tcpv4));
+    rx_with_extra(f, abi::rxf::csum_blank, gso_extra(1448, 7));
+    ASSERT_TRUE(wait_counter("rx_errors", 2)) << log1();
+    EXPECT_EQ(counter("gso_errors"), 2u);
+    EXPECT_EQ(counter("bad_responses"), 2u);
+    expect_nothing_delivered();
+    EXPECT_EQ(counter("rx_packets"), 0u);
+    EXPECT_EQ(counter("peer_faults"), 0u);
+    expect_rx_works();
+    finish();
+}
+
+TEST_F(HostileBackendGso, RxGsoSuperFrameIsSegmentedForAGuestPortWithoutOffloads) {
+    connect_bad();
+    constexpr std::size_t mss = 1448, payload = 9000 - tcp4_hdr_len;  // 3 data slots, 7 segments
+    const auto f = tcp4_frame(payload, 0x10000000u, 0x4242);
+    rx_with_extra(f, abi::rxf::csum_blank, gso_extra(mss, abi::gso_type::tcpv4));
+    ASSERT_EQ(rx_idx_, 4u);  // 3 data slots + the extra
+    constexpr std::size_t nseg = (payload + mss - 1) / mss;
+    static_assert(nseg == 7);
+    for (std::size_t i = 0; i < nseg; ++i) {
+        const auto s = recv_guest1();
+        ASSERT_FALSE(s.empty()) << "segment " << i << " missing\n" << log1();
+        expect_tcp4_segment(s, f, i, mss);
+    }
+    expect_nothing_delivered();
+    ASSERT_TRUE(wait_counter("gso_segmented", 1)) << log1();
+    EXPECT_EQ(counter("rx_packets"), nseg);
+    EXPECT_EQ(counter("gso_rx"), 0u);  // the plain guest port never gets a super-frame
+    EXPECT_EQ(counter("gso_errors"), 0u);
+    EXPECT_EQ(counter("bad_responses"), 0u);
+    EXPECT_EQ(counter("rx_errors"), 0u);
+    expect_rx_works();
     finish();
 }
 
