@@ -10,8 +10,10 @@
 #                 FUZZ_SECONDS over its corpus (ctest -L fuzz); see README "Fuzzing"
 #   make soak   - vifkit-soak: 32 vifs x 2 queues, both directions, 10 minutes;
 #                 loss, corruption and RSS (README "Soak"; not part of make test)
-#   make xen-lab - real Xen 4.17 under QEMU TCG: vifkit vs Linux netfront/netback
-#                 (tests/xen/lab.sh; README "Real Xen"; not part of make test)
+#   make xen-lab - real Xen 4.17 under QEMU TCG: vifkit vs Linux netfront/netback,
+#                 scenarios 1-4 (4: vifkit-back vs the kernel netback side by side,
+#                 ratio table); LAB_SCENARIOS="1 2 3" picks some (tests/xen/lab.sh;
+#                 README "Real Xen"; run by .ci/run, not part of make test)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -67,6 +69,10 @@ soak: build
 	$(BUILD)/bin/vifkit-soak $(SOAK_ARGS)
 
 # Real Xen 4.17 + Linux dom0/domU under QEMU TCG (tests/xen/lab.sh): vifkit
-# against Linux netfront/netback and against itself. ~10 min, both cores.
+# against Linux netfront/netback and against itself, and side by side with the
+# kernel netback (scenario 4). One boot per scenario, about 6 min for all four on
+# an idle 2-core machine; root, apt access on first use (cache: tests/xen/cache/).
+# Empty LAB_SCENARIOS = all. Env: LAB_TIMEOUT, LAB_S4_SECONDS, LAB_CACHE (lab.sh).
+LAB_SCENARIOS ?=
 xen-lab: build
-	tests/xen/lab.sh $(BUILD)/bin
+	tests/xen/lab.sh $(BUILD)/bin $(LAB_SCENARIOS)

@@ -3,6 +3,12 @@
 # dom0, which reads the "LAB-DOMU: RESULT ..." lines and the phase markers.
 #  scenario 1: Linux xen-netfront (2 queues) against vifkit-back
 #  scenario 2, 3: vifkit-front --platform xen (xen-netfront not loaded)
+#  scenario 4: Linux xen-netfront (1 queue) with two vifs, told apart by MAC:
+#    vif 0 (00:16:3e:00:00:02, kernel netback) 169.254.1.2/24,
+#    vif 1 (00:16:3e:00:00:03, vifkit-back)    169.254.2.2/24;
+#    an iperf3 server for dom0's measurements, and dom0's commands (written to
+#    data/lab-cmd as "SEQ CMD ARGS", answered in data/lab-ack as "SEQ ANSWER"):
+#    pktgen-start MAC DST_MAC DST_IP SRC_IP, pktgen-stop, rx MAC, tso-off, quit
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu
 mount -t proc proc /proc
@@ -23,6 +29,77 @@ insmod /lib/modules/xen-evtchn.ko
 insmod /lib/modules/xen-gntdev.ko
 insmod /lib/modules/xen-gntalloc.ko limit=65536
 insmod /lib/modules/tun.ko
+lab_done() { [ "$(xenstore-read data/lab-done 2>/dev/null)" = 1 ]; }
+if [ "$S" = 4 ]; then
+    insmod /lib/modules/xen-netfront.ko max_queues=1
+    ifname() { for d in /sys/class/net/*; do [ "$(cat "$d/address" 2>/dev/null)" = "$1" ] && { echo "${d##*/}"; return 0; }; done; return 1; }
+    has_mac() { ifname "$1" >/dev/null; }
+    vif_conn() { [ "$(xenstore-read "device/vif/$1/state" 2>/dev/null)" = 4 ]; }
+    # vif 0 exists from xl create; dom0 adds vif 1 once vif 0 is connected
+    for v in "0 00:16:3e:00:00:02 169.254.1.2 kernel" "1 00:16:3e:00:00:03 169.254.2.2 vifkit"; do
+        # shellcheck disable=SC2086 # "devid MAC address backend"
+        set -- $v
+        wait_for 120 has_mac "$2"; i=$(ifname "$2")
+        ip addr add "$3/24" dev "$i"; ip link set "$i" up
+        wait_for 60 vif_conn "$1"
+        c=front_connected; [ "$4" = vifkit ] && c=front_connected_vifkit
+        check $c "vif $1 ($4 backend) connected as ${i:-?} at domU uptime $(up)s" -- vif_conn "$1"
+        echo "LAB-DOMU: vif $1 is ${i:-?}: $(ethtool -k "$i" 2>/dev/null | grep -E '^(tx-checksumming|scatter-gather|tcp-segmentation-offload):' | tr '\n' ' ')"
+    done
+    ping -c 1 -W 3 169.254.1.1 >/dev/null 2>&1; ping -c 1 -W 3 169.254.2.1 >/dev/null 2>&1
+    check ping "ping domU -> dom0 169.254.1.1 (vif 0, kernel netback)" -- ping -c 3 -W 3 169.254.1.1
+    check ping_vifkit "ping domU -> dom0 169.254.2.1 (vif 1, vifkit-back)" -- ping -c 3 -W 3 169.254.2.1
+    ip addr; ip route
+    iperf3 -s -D
+    insmod /lib/modules/pktgen.ko
+    pktgen_start() { # dev dst_mac dst_ip src_ip: 60-byte UDP frames out of dev, until pktgen_stop
+        PGDEV=$1; T=/proc/net/pktgen
+        echo rem_device_all > $T/kpktgend_0
+        echo "add_device $1" > $T/kpktgend_0
+        for c in "count 0" "clone_skb 0" "pkt_size 60" "delay 0" "dst_mac $2" "dst $3" "src_min $4" "src_max $4" \
+                 "udp_src_min 9" "udp_src_max 9" "udp_dst_min 9" "udp_dst_max 9"; do
+            echo "$c" > "$T/$1" || echo "LAB-DOMU: pktgen $1: '$c' refused"
+        done
+        echo start > $T/pgctrl &
+        PGPID=$!
+    }
+    # commands: a blocking xenstore watch (no polling while dom0 measures)
+    mkfifo /tmp/cmdq
+    xenstore-watch data/lab-cmd > /tmp/cmdq 2>/dev/null &
+    WPID=$!
+    echo "LAB-DOMU: phase1 done at $(up)s"
+    last=
+    while read -r _; do
+        # shellcheck disable=SC2046 # "SEQ CMD ARGS"
+        set -- $(xenstore-read data/lab-cmd 2>/dev/null)
+        { [ -n "${1:-}" ] && [ "$1" != "$last" ]; } || continue
+        last=$1; shift
+        echo "LAB-DOMU: command $last: $* (at $(up)s)"
+        a=ok
+        case ${1:-} in
+        pktgen-start)
+            if i=$(ifname "$2"); then pktgen_start "$i" "$3" "$4" "$5"; a="pktgen on $i"; else a="no interface $2"; fi ;;
+        pktgen-stop)
+            echo stop > /proc/net/pktgen/pgctrl
+            [ -n "${PGPID:-}" ] && wait "$PGPID"   # (a bare wait would wait for the watch too)
+            PGPID=
+            a=$(grep -E "^Result|pps" "/proc/net/pktgen/$PGDEV" | tr -s ' \n' ' ') ;;
+        rx) a="$(cat "/sys/class/net/$(ifname "$2")/statistics/rx_packets") $(up)" ;;
+        tso-off)
+            for m in 00:16:3e:00:00:02 00:16:3e:00:00:03; do ethtool -K "$(ifname "$m")" tso off gso off; done
+            a="tso/gso off: $(for m in 00:16:3e:00:00:02 00:16:3e:00:00:03; do ethtool -k "$(ifname "$m")" | grep -E '^(tcp-segmentation|generic-segmentation)-offload' | tr '\n' ' '; done)" ;;
+        quit) break ;;
+        *) a="unknown command" ;;
+        esac
+        xenstore-write data/lab-ack "$last $a"
+    done < /tmp/cmdq
+    xenstore-write data/lab-ack "$last bye"
+    kill "$WPID"
+    wait_for 600 lab_done
+    cat /proc/net/dev
+    echo "LAB-DOMU: all done at $(up)s"
+    while true; do sleep 3600; done
+fi
 FRONTPID=
 if [ "$S" = 1 ]; then
     insmod /lib/modules/xen-netfront.ko max_queues=2
@@ -125,7 +202,6 @@ fi
 echo "LAB-DOMU: phase1 done at $(up)s"
 # dom0 pings us (and in scenario 1 detaches/re-attaches the vif), then writes
 # data/lab-done in our xenstore directory.
-lab_done() { [ "$(xenstore-read data/lab-done 2>/dev/null)" = 1 ]; }
 wait_for 180 lab_done
 if [ -n "$FRONTPID" ]; then
     kill $FRONTPID; wait $FRONTPID; rc=$?
