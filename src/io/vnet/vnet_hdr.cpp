@@ -26,7 +26,11 @@ bool complete_generic(std::span<std::byte> frame, std::size_t start, std::size_t
 
 vnet_verdict decode_vnet(const virtio_net_hdr& h, std::span<std::byte> frame, unsigned caps, offload& out) {
     out = {};
-    const unsigned gso = h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+    // ECN (SKB_GSO_TCP_ECN) is never accepted: the TAP is not given
+    // TUN_F_TSO_ECN, and neither io::offload nor netif can carry it (a TSO
+    // next hop without it would copy CWR into every segment).
+    if (h.gso_type & VIRTIO_NET_HDR_GSO_ECN) return vnet_verdict::bad_gso;
+    const unsigned gso = h.gso_type;
     if (gso != VIRTIO_NET_HDR_GSO_NONE) {
         const bool v4 = gso == VIRTIO_NET_HDR_GSO_TCPV4 && (caps & offload_cap::tso4);
         const bool v6 = gso == VIRTIO_NET_HDR_GSO_TCPV6 && (caps & offload_cap::tso6);

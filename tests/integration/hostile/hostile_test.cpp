@@ -1733,7 +1733,8 @@ TEST_F(Hostile, GsoTcpv4OnIpv6UdpOrTruncatedHeadersIsAnsweredErrorAndNotSent) {
         const auto rsps = bad_->wait_tx_responses(reqs.size());
         SCOPED_TRACE(c.name);
         expect_chain_answered(rsps, reqs.size(), id, abi::rsp::error);
-        EXPECT_EQ(counter("gso_errors"), ++n) << env_.log("back");
+        ++n;
+        EXPECT_EQ(counter("gso_errors"), n) << env_.log("back");
         EXPECT_EQ(bad_->backend_state(), 4);  // an ERROR, not a fault
         id = static_cast<std::uint16_t>(id + 10);
     }
@@ -1791,13 +1792,15 @@ TEST_F(Hostile, GsoWithMssOneIsBoundedAndTheBackendStaysResponsive) {
         ++got;
         if (HasFailure()) break;  // one report, not thousands
     }
+    ::testing::Test::RecordProperty("segments_received", static_cast<int>(got));
     EXPECT_GE(got, 1u);
     EXPECT_LE(got, payload);
     EXPECT_EQ(counter("tx_packets"), got) << "every segment that left reached the host, in order";
-    if (got < payload)
+    if (got < payload) {
         EXPECT_GE(counter("tx_drops"), 1u) << "segmentation stopped without a counted drop";
-    else
+    } else {
         EXPECT_EQ(counter("gso_segmented"), 1u);
+    }
     EXPECT_EQ(counter("gso_errors"), 0u);
     EXPECT_EQ(counter("peer_faults"), 0u);
     EXPECT_EQ(bad_->backend_state(), 4);
