@@ -55,6 +55,9 @@ public:
     [[nodiscard]] std::optional<domid_t> domid_of_pid(pid_t pid) const;
     // Registered (live) domains.
     [[nodiscard]] std::size_t domain_count() const;
+    // Event-channel ports domain `id` holds (any state but closed); 0 for a
+    // domain that is not registered.
+    [[nodiscard]] std::size_t port_count(domid_t id) const;
     [[nodiscard]] const std::string& socket_path() const;
 
     struct state;

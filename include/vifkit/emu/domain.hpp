@@ -9,6 +9,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,8 +29,15 @@ public:
     // broker pick (lowest free from 1); domid 0 is the backend/driver domain.
     // Throws std::system_error: EEXIST domid taken, EINVAL bad sizes, ENOSPC broker
     // full, or the socket error.
+    //
+    // `pump` is for a broker served on the caller's own thread (the fuzz targets
+    // run broker, xenstore and domains in one thread): every request to the
+    // broker is sent, then `pump` runs, then the reply is read (blocking), so
+    // `pump` must make the broker answer, e.g. run its event loop until idle.
+    // Empty (the default) for a broker in another thread or process.
     static std::unique_ptr<domain> attach(const std::string& broker_path, domid_t want,
-                                          std::size_t mem_pages, std::size_t grant_entries);
+                                          std::size_t mem_pages, std::size_t grant_entries,
+                                          std::function<void()> pump = {});
     ~domain();
     domain(const domain&) = delete;
     domain& operator=(const domain&) = delete;

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <system_error>
 
 #include "emu_test_support.hpp"
@@ -260,6 +261,85 @@ TEST_F(Broker, SecondBrokerOnLiveSocketIsRefused) {
     } catch (const std::system_error& e) {
         EXPECT_EQ(e.code().value(), EADDRINUSE);
     }
+}
+
+// Memfds of guest memory open in this process (the broker's and mappers' copies).
+std::size_t guest_memfds() {
+    std::size_t n = 0;
+    for (int fd = 0; fd < 4096; ++fd) {
+        char target[256] = {};
+        const std::string link = "/proc/self/fd/" + std::to_string(fd);
+        if (::readlink(link.c_str(), target, sizeof target - 1) > 0 &&
+            std::string_view(target).starts_with("/memfd:vifkit-guest"))
+            ++n;
+    }
+    return n;
+}
+
+// Broker and domains on one thread (what the fuzz targets do): attach's pump
+// runs the broker between each request and its reply. Everything else is the
+// emulator as usual: grants, copies, event channels, a domain leaving.
+TEST_F(Broker, DomainsOnTheBrokersThreadWithAPump) {
+    const auto pump = [this] {
+        while (loop_.run_once(std::chrono::milliseconds(0)) > 0) {}
+    };
+    auto front = domain::attach(path_, 1, 4, 16, pump);
+    auto back = domain::attach(path_, 0, 4, 16, pump);
+    EXPECT_EQ(up_, (std::vector<domid_t>{1, 0}));
+    EXPECT_EQ(broker_.domain_count(), 2U);
+
+    auto sharer = front->make_sharer();
+    platform::shared_page pg{};
+    ASSERT_TRUE(sharer->share_pages(0, std::span(&pg, 1), true));
+    std::memcpy(pg.addr, "hello", 5);
+    auto svc = back->make_services();
+    platform::map_op m{pg.ref, false};
+    svc.mapper->map(1, std::span(&m, 1));
+    ASSERT_EQ(m.status, gnt_status::okay);
+    EXPECT_EQ(std::memcmp(m.addr, "hello", 5), 0);
+    std::memcpy(static_cast<char*>(m.addr) + 5, "!", 1);
+    char buf[6] = {};
+    platform::copy_op c{platform::copy_op::dir::from_peer, pg.ref, 0, 6, buf};
+    svc.mapper->copy(1, std::span(&c, 1));
+    ASSERT_EQ(c.status, gnt_status::okay);
+    EXPECT_EQ(std::memcmp(buf, "hello!", 6), 0);
+    gnt_status st{};
+    EXPECT_EQ(sharer->unshare(std::span(&pg, 1), std::span(&st, 1)), 0U);  // mapped: refused
+    svc.mapper->unmap(std::span(&m, 1));
+    EXPECT_EQ(m.status, gnt_status::okay);
+
+    auto fev = front->make_event_channels();
+    const auto fport = fev->alloc_unbound(0);
+    ASSERT_TRUE(fport);
+    const auto bport = svc.evtchn->bind_interdomain(1, *fport);
+    ASSERT_TRUE(bport);
+    EXPECT_EQ(broker_.port_count(1), 1U);
+    EXPECT_EQ(broker_.port_count(0), 1U);
+    ASSERT_EQ(svc.evtchn->notify(*bport), 0);
+    EXPECT_EQ(fev->pending(), fport);
+
+    // The frontend leaves: the broker notices on its next pump. The backend's
+    // mapper still caches the frontend's registration (and so its memory)
+    // until one of its calls misses the cache, for whichever domain; then the
+    // memory is let go.
+    const std::size_t memfds = guest_memfds();
+    fev.reset();
+    sharer.reset();
+    front.reset();
+    pump();
+    EXPECT_EQ(gone_, std::vector<domid_t>{1});
+    EXPECT_EQ(broker_.domain_count(), 1U);
+    EXPECT_EQ(broker_.port_count(1), 0U);
+    EXPECT_EQ(guest_memfds(), memfds - 1);  // the broker's copy
+    auto other = domain::attach(path_, 2, 4, 16, pump);
+    EXPECT_EQ(guest_memfds(), memfds);      // + the broker's copy of domain 2
+    svc.mapper->copy(2, {});                // a miss: the mapper caches domain 2 ...
+    EXPECT_EQ(guest_memfds(), memfds);      // ... and drops domain 1
+    c.status = gnt_status::okay;
+    svc.mapper->copy(1, std::span(&c, 1));
+    EXPECT_EQ(c.status, gnt_status::bad_domain);
+    EXPECT_EQ(svc.evtchn->unbind(*bport), 0);
+    EXPECT_EQ(broker_.port_count(0), 0U);
 }
 
 }  // namespace

@@ -270,6 +270,8 @@ std::optional<domid_t> broker::domid_of_pid(pid_t pid) const { return s_->reg.do
 
 std::size_t broker::domain_count() const { return s_->reg.count(); }
 
+std::size_t broker::port_count(domid_t id) const { return s_->ev.port_count(id); }
+
 const std::string& broker::socket_path() const { return s_->path; }
 
 }  // namespace vifkit::emu

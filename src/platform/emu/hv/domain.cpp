@@ -8,9 +8,10 @@
 namespace vifkit::emu {
 
 std::unique_ptr<domain> domain::attach(const std::string& broker_path, domid_t want,
-                                       std::size_t mem_pages, std::size_t grant_entries) {
-    return std::unique_ptr<domain>(
-        new domain(detail::domain_core::attach(broker_path, want, mem_pages, grant_entries)));
+                                       std::size_t mem_pages, std::size_t grant_entries,
+                                       std::function<void()> pump) {
+    return std::unique_ptr<domain>(new domain(
+        detail::domain_core::attach(broker_path, want, mem_pages, grant_entries, std::move(pump))));
 }
 
 domain::domain(std::unique_ptr<detail::domain_core> core) : core_(std::move(core)) {}

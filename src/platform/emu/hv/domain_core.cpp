@@ -42,9 +42,11 @@ bool peer_info::exited() const {
 }
 
 std::unique_ptr<domain_core> domain_core::attach(const std::string& path, domid_t want,
-                                                 std::size_t mem_pages, std::size_t entries) {
+                                                 std::size_t mem_pages, std::size_t entries,
+                                                 std::function<void()> pump) {
     if (mem_pages == 0 || entries <= first_free_gref) fail(EINVAL, "sizes");
     std::unique_ptr<domain_core> d(new domain_core);
+    d->pump_ = std::move(pump);
     unique_fd memfd = make_memfd("vifkit-guest", mem_pages * page_size);
     if (!memfd) fail(errno, "memfd");
     d->memory_ = mapping::map(memfd.get(), mem_pages * page_size, PROT_READ | PROT_WRITE);
@@ -74,6 +76,7 @@ void domain_core::do_register(domid_t want, int memfd, std::size_t entries) {
     // Sent by hand rather than through call(): this request carries an fd.
     const int fd_arr[] = {memfd};
     if (int rc = send_struct(sock_.get(), req, fd_arr); rc < 0) fail(-rc, "send register");
+    if (pump_) pump_();
     register_rsp rsp{};
     std::vector<unique_fd> fds;
     bool trunc = false;
@@ -99,6 +102,7 @@ int domain_core::call_raw(void* req, std::size_t req_len, msg_header& h, msg_typ
     std::lock_guard lk(rpc_mu_);
     h.seq = ++seq_;
     if (int rc = send_msg(sock_.get(), req, req_len, {}); rc < 0) return rc;
+    if (pump_) pump_();
     bool trunc = false;
     const ssize_t n = recv_msg(sock_.get(), rsp, rsp_len, fds, trunc);
     if (n < 0) return static_cast<int>(n);

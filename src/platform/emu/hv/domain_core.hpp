@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -41,9 +42,10 @@ struct peer_info {
 
 class domain_core {
 public:
-    // Throws std::system_error (see emu::domain::attach).
+    // Throws std::system_error (see emu::domain::attach, also for `pump`).
     static std::unique_ptr<domain_core> attach(const std::string& path, domid_t want,
-                                               std::size_t mem_pages, std::size_t entries);
+                                               std::size_t mem_pages, std::size_t entries,
+                                               std::function<void()> pump = {});
 
     [[nodiscard]] domid_t id() const { return id_; }
     [[nodiscard]] std::uint32_t generation() const { return generation_; }
@@ -86,6 +88,7 @@ private:
     domid_t id_ = domid_invalid;
     std::uint32_t generation_ = 0;
     unique_fd sock_;
+    std::function<void()> pump_;  // runs the broker between a request and its reply
     std::mutex rpc_mu_;
     std::uint32_t seq_ = 0;
 

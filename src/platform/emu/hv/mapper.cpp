@@ -54,8 +54,12 @@ std::shared_ptr<peer_info> mapper::lookup(domid_t id) {
     const std::uint32_t gen = d_.directory_generation(id);
     auto it = peers_.find(id);
     if (it != peers_.end() && gen != 0 && it->second->generation == gen) return it->second;
-    // Gone or re-registered: drop our cached view (live mappings keep the old one).
-    if (it != peers_.end()) peers_.erase(it);
+    // A miss (rare: a new, gone or re-registered peer): drop every cached view
+    // the directory no longer lists, so a dead guest's memory (its memfd) is not
+    // kept alive by our cache. Live mappings hold their own reference.
+    std::erase_if(peers_, [this](const auto& kv) {
+        return d_.directory_generation(kv.first) != kv.second->generation;
+    });
     if (gen == 0) return nullptr;
     auto p = d_.fetch_peer(id);
     if (p) peers_.emplace(id, p);

@@ -7,7 +7,8 @@
 //        the peer process, then unpin. Reads run before writes: segments of one
 //        batch must not depend on each other's data.
 // Peer registrations are cached and checked against the broker's directory on
-// every call, so a peer that restarted under the same domid is noticed.
+// every call, so a peer that restarted under the same domid is noticed; a call
+// that misses the cache also drops the entries of peers that are gone.
 #pragma once
 #include <sys/uio.h>
 
