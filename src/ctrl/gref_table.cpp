@@ -4,6 +4,7 @@
 #include <atomic>
 #include <bit>
 #include <chrono>
+#include <cstring>
 
 namespace vifkit::ctrl {
 
@@ -33,13 +34,19 @@ std::uint32_t mix32(std::uint32_t h) {
 
 }  // namespace
 
-gref_table::gref_table(std::size_t capacity)
-    : slab_(capacity), live_(capacity, 0), seed_(make_seed(this)) {
-    // Load factor <= 1/2 keeps probe chains short and guarantees an empty slot.
-    index_.assign(std::bit_ceil(std::max<std::size_t>(2, capacity * 2)), empty);
-    mask_ = index_.size() - 1;
+gref_table::gref_table(std::size_t capacity) : capacity_(capacity), seed_(make_seed(this)) {
+    slab_.reserve(capacity);
+    live_.reserve(capacity);
     free_slab_.reserve(capacity);
-    for (std::size_t i = capacity; i > 0; --i) free_slab_.push_back(static_cast<std::uint32_t>(i - 1));
+    // Load factor <= 1/2 keeps probe chains short and guarantees an empty slot.
+    index_.resize(std::bit_ceil(std::max<std::size_t>(2, capacity * 2)));
+    reset_index();
+    mask_ = index_.size() - 1;
+}
+
+void gref_table::reset_index() noexcept {
+    static_assert(empty == 0xFFFFFFFFu, "reset_index fills bytes of 0xFF");
+    std::memset(index_.data(), 0xFF, index_.size() * sizeof(index_[0]));
 }
 
 std::size_t gref_table::home(grant_ref_t ref) const noexcept {
@@ -69,11 +76,18 @@ const gref_table::entry* gref_table::find(grant_ref_t ref) const noexcept {
 
 gref_table::entry* gref_table::insert(grant_ref_t ref, void* addr, std::uint64_t handle,
                                       bool readonly) noexcept {
-    if (free_slab_.empty() || slot_of(ref) != index_.size()) return nullptr;
-    const std::uint32_t s = free_slab_.back();
-    free_slab_.pop_back();
-    slab_[s] = entry{ref, addr, handle, readonly, 0};
-    live_[s] = 1;
+    if (size_ == capacity_ || slot_of(ref) != index_.size()) return nullptr;
+    std::uint32_t s;
+    if (!free_slab_.empty()) {
+        s = free_slab_.back();
+        free_slab_.pop_back();
+        slab_[s] = entry{ref, addr, handle, readonly, 0};
+        live_[s] = 1;
+    } else {  // below capacity_ and reserved: never reallocates
+        s = static_cast<std::uint32_t>(slab_.size());
+        slab_.push_back(entry{ref, addr, handle, readonly, 0});
+        live_.push_back(1);
+    }
     std::size_t i = home(ref);
     while (index_[i] != empty) i = (i + 1) & mask_;  // terminates: load <= 1/2
     index_[i] = s;
@@ -107,13 +121,10 @@ bool gref_table::erase(grant_ref_t ref) noexcept {
 }
 
 void gref_table::clear() noexcept {
-    for (std::size_t i = 0; i < slab_.size(); ++i) {
-        slab_[i] = entry{};
-        live_[i] = 0;
-    }
-    std::fill(index_.begin(), index_.end(), empty);
+    slab_.clear();  // capacity stays reserved
+    live_.clear();
     free_slab_.clear();
-    for (std::size_t i = slab_.size(); i > 0; --i) free_slab_.push_back(static_cast<std::uint32_t>(i - 1));
+    reset_index();
     size_ = 0;
 }
 

@@ -9,6 +9,10 @@
 // or inserting other grefs never moves an entry, so the data path may hold an
 // entry* between acquire() and release().
 //
+// Slab slots are handed out from a high-water mark (freed slots first), so
+// for_each() and clear() cost the slots used since the last clear(), not the
+// capacity, and slab pages a queue never uses are reserved but never touched.
+//
 // Not thread-safe: the control handler and the data path of a queue must be
 // serialised by the caller (vifkit runs both on one event loop).
 #pragma once
@@ -47,13 +51,13 @@ public:
     bool erase(grant_ref_t ref) noexcept;
 
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
-    [[nodiscard]] std::size_t capacity() const noexcept { return slab_.size(); }
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
     [[nodiscard]] std::size_t free() const noexcept { return capacity() - size_; }
 
     // Visit every live entry (teardown, stats). fn must not insert or erase.
     template <class Fn>
     void for_each(Fn&& fn) {
-        for (std::size_t i = 0; i < slab_.size(); ++i)
+        for (std::size_t i = 0; i < slab_.size(); ++i)  // slab_.size(): the high-water mark
             if (live_[i]) fn(slab_[i]);
     }
     template <class Fn>
@@ -77,13 +81,17 @@ private:
     static constexpr std::uint32_t empty = 0xFFFFFFFFu;
 
     [[nodiscard]] std::size_t home(grant_ref_t ref) const noexcept;
+    void reset_index() noexcept;  // every index slot `empty`
     // Index slot holding `ref`, or index_.size() if absent.
     [[nodiscard]] std::size_t slot_of(grant_ref_t ref) const noexcept;
 
+    // slab_ and live_ grow up to capacity_ (reserved up front, so they never
+    // reallocate and entries never move); their size is the high-water mark.
     std::vector<entry> slab_;
     std::vector<std::uint8_t> live_;          // slab_[i] in use
-    std::vector<std::uint32_t> free_slab_;    // stack of unused slab indices
+    std::vector<std::uint32_t> free_slab_;    // stack of freed slab indices below the mark
     std::vector<std::uint32_t> index_;        // power of two; slab index or `empty`
+    std::size_t capacity_ = 0;
     std::size_t mask_ = 0;
     std::size_t size_ = 0;
     std::uint32_t seed_ = 0;

@@ -117,6 +117,42 @@ TEST(GrefTable, ClearEmptiesAndAllowsReuse) {
     EXPECT_NE(t.insert(3, fake_addr(3), 3, false), nullptr);
 }
 
+// Slots come from a high-water mark, freed ones first: churn never exceeds the
+// capacity, entries do not move, and a cleared table fills to capacity again.
+TEST(GrefTable, ChurnAndClearKeepCapacityAndAddresses) {
+    constexpr std::size_t cap = 64;
+    gref_table t(cap);
+    std::vector<gref_table::entry*> first;
+    for (grant_ref_t r = 0; r < cap; ++r) first.push_back(t.insert(r, fake_addr(r), r, false));
+    EXPECT_EQ(t.insert(1000, fake_addr(1000), 0, false), nullptr);  // full
+    // Free every other entry; new refs reuse exactly those slots.
+    for (grant_ref_t r = 0; r < cap; r += 2) ASSERT_TRUE(t.erase(r));
+    std::vector<gref_table::entry*> reused;
+    for (grant_ref_t r = 0; r < cap; r += 2) reused.push_back(t.insert(5000 + r, fake_addr(r), r, false));
+    std::sort(reused.begin(), reused.end());
+    std::vector<gref_table::entry*> freed;
+    for (std::size_t i = 0; i < cap; i += 2) freed.push_back(first[i]);
+    std::sort(freed.begin(), freed.end());
+    EXPECT_EQ(reused, freed);
+    EXPECT_EQ(t.insert(1000, fake_addr(1000), 0, false), nullptr);  // full again
+    for (grant_ref_t r = 1; r < cap; r += 2) EXPECT_EQ(t.find(r), first[r]);  // never moved
+    std::size_t visited = 0;
+    t.for_each([&](gref_table::entry&) { ++visited; });
+    EXPECT_EQ(visited, cap);
+    t.clear();
+    EXPECT_EQ(t.free(), cap);
+    visited = 0;
+    t.for_each([&](gref_table::entry&) { ++visited; });
+    EXPECT_EQ(visited, 0U);
+    for (grant_ref_t r = 0; r < cap; ++r) {
+        EXPECT_EQ(t.find(r), nullptr);
+        EXPECT_EQ(t.find(5000 + r), nullptr);
+        ASSERT_EQ(t.insert(9000 + r, fake_addr(r), r, false), first[r]);  // same slab, same order
+    }
+    EXPECT_EQ(t.insert(1000, fake_addr(1000), 0, false), nullptr);
+    for (grant_ref_t r = 0; r < cap; ++r) EXPECT_EQ(t.find(9000 + r)->ref, 9000 + r);
+}
+
 TEST(GrefTable, AcquireReleaseCountInflight) {
     gref_table t(2);
     auto* e = t.insert(5, fake_addr(5), 5, false);
