@@ -2,14 +2,30 @@
 // mapping, tx/rx/ctrl processing) in process, over the emulated platform, with
 // the frontend domain driven by the fuzzer.
 //
-// Set up once: an emulated broker and vifkit-xenstored (emu::broker +
-// xs::server, one event loop on a helper thread; every xenstore client is
-// privileged), and the backend domain 0. Per input: a fresh frontend domain
-// (8 granted pages, 4 unbound event channels), the vif's B/frontend and F/state
-// nodes, a fresh netback with its own xenstore connection, then the
+// Everything runs on the fuzzer's thread:
+//  * the hypervisor is the emulator's own: an emu::broker on an event loop of
+//    this thread, and emu::domain clients (grant tables, grant map = mmap,
+//    grant copy = process_vm_readv/writev, eventfd event channels) attached
+//    to it with an RPC pump that runs the broker's loop between each request
+//    and its reply (emu::domain::attach), so the broker protocol, its fd
+//    passing and every check of the emulator are the ones vifkit-xenstored runs;
+//  * xenstore is the vifkit-xenstored engine behind an in-process libxenstore
+//    (inproc_xenstore.hpp: platform::store's xs_* calls become function calls
+//    into emu::xs::engine, with libxenstore's request and reply encoding), so
+//    watch events are delivered before a write returns.
+// (It used to run vifkit-xenstored and the broker on a helper thread behind
+// their unix sockets, at ~40 inputs/s; inputs mean the same as then.)
+//
+// Set up once: the broker, xenstore (the broker's hooks introduce and release
+// domains), and the backend domain 0. Per input: a fresh frontend domain 1
+// (8 granted pages, 4 unbound event channels), the vif's B/frontend and
+// F/state nodes, a fresh netback with its own xenstore connection, then the
 // input's operations, then teardown. After teardown the backend must hold no
-// grant mapping and no event channel, and the frontend domain must be gone,
-// so nothing leaks into the next input.
+// grant mapping and no event channel (in its own books and in the broker's),
+// every page the frontend granted must be revocable (nothing left pinned),
+// the broker must have seen the frontend domain go, xenstore must be back to
+// its initial node count with only the toolstack's connection open, and no fd
+// may be left open, so nothing leaks into the next input.
 //
 // Input: 2 header bytes, then operations.
 //   byte 0: bit0 tx mode map (else copy), bit1 feature-sg, bit2 split event
@@ -33,33 +49,30 @@
 //
 // Writes of F/state (the only frontend key netback watches) are followed by a
 // pump, so each state change is seen in order; other keys are read when it is.
-#include <sys/types.h>
+#include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
+#include <span>
 #include <string>
-#include <thread>
-#include <vector>
+#include <string_view>
 
 #include <fmt/format.h>
 
+#include "inproc_xenstore.hpp"
 #include "vifkit/core/netback.hpp"
 #include "vifkit/emu/broker.hpp"
 #include "vifkit/emu/domain.hpp"
-#include "vifkit/emu/xenstored/server.hpp"
 #include "vifkit/platform/platform.hpp"
 #include "vifkit/platform/store.hpp"
 #include "vifkit/util/event_loop.hpp"
@@ -77,7 +90,11 @@ using namespace std::chrono_literals;
 
 constexpr std::size_t nr_pages = 8;
 constexpr std::size_t nr_ports = 4;
+constexpr domid_t back_id = 0;
 constexpr domid_t front_id = 1;
+// Guest sizes: pages of memory, grant entries.
+constexpr std::size_t dom_mem_pages = 16;
+constexpr std::size_t dom_grant_entries = 64;
 
 enum class key_kind { ring, port, other };
 struct front_key {
@@ -119,62 +136,70 @@ std::string& scratch_dir() {
     return dir;
 }
 
-// The emulated hypervisor and xenstored, on their own thread for the whole run.
-class platform_thread {
+// The emulated hypervisor: emu::broker, served on this thread by pump().
+class hypervisor {
 public:
-    platform_thread() {
+    explicit hypervisor(fuzz::inproc_xenstore& xs) {
         char tmpl[] = "/tmp/vifkit-fuzz-XXXXXX";
         if (!::mkdtemp(tmpl)) fail("mkdtemp");
-        dir_ = tmpl;
-        scratch_dir() = dir_;
-        std::atexit([] {  // libFuzzer ends with exit(): drop the sockets' directory
+        scratch_dir() = tmpl;
+        std::atexit([] {  // libFuzzer ends with exit(): drop the socket's directory
             std::error_code ec;
             std::filesystem::remove_all(scratch_dir(), ec);
         });
-        xs_path_ = dir_ + "/xs.sock";
-        broker_path_ = dir_ + "/broker.sock";
-        xs_.emplace(loop_, xs_path_);
-        broker_.emplace(loop_, broker_path_,
-                        emu::broker::hooks{[this](domid_t d) { xs_->introduce_domain(d); },
-                                           [this](domid_t d) {
-                                               xs_->release_domain(d);
-                                               std::lock_guard lock(mu_);
-                                               ++gone_;
-                                               cv_.notify_all();
-                                           }});
-        thread_ = std::thread([this] { loop_.run(); });
+        broker_.emplace(loop_, scratch_dir() + "/broker.sock",
+                        emu::broker::hooks{[&xs](domid_t d) { xs.introduce_domain(d); },
+                                           [&xs](domid_t d) { xs.release_domain(d); }});
     }
-    // Never destroyed: libFuzzer exits the process.
-    [[nodiscard]] const std::string& xs_path() const { return xs_path_; }
-    [[nodiscard]] const std::string& broker_path() const { return broker_path_; }
-    [[nodiscard]] std::uint64_t gone() {
-        std::lock_guard lock(mu_);
-        return gone_;
+    // Serve every request the broker has queued (and those its answers lead to).
+    void pump() {
+        for (int i = 0; i < 1024; ++i)
+            if (loop_.run_once(0ms) == 0) return;
+        fail("the broker never went idle");
     }
-    // Wait until the broker has seen `n` domains go.
-    void wait_gone(std::uint64_t n) {
-        std::unique_lock lock(mu_);
-        if (!cv_.wait_for(lock, 10s, [&] { return gone_ >= n; })) fail("frontend domain never went away");
+    std::unique_ptr<emu::domain> attach(domid_t id) {
+        return emu::domain::attach(broker_->socket_path(), id, dom_mem_pages, dom_grant_entries,
+                                   [this] { pump(); });
     }
+    [[nodiscard]] const emu::broker& broker() const { return *broker_; }
 
 private:
-    std::string dir_, xs_path_, broker_path_;
     util::event_loop loop_;
-    std::optional<emu::xs::server> xs_;
     std::optional<emu::broker> broker_;
-    std::thread thread_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::uint64_t gone_ = 0;
 };
 
 struct globals {
-    platform_thread plat;
+    fuzz::inproc_xenstore& xs = fuzz::install_inproc_xenstore();
+    hypervisor hv{xs};
     std::unique_ptr<emu::domain> back;
-    platform::services svc;
+    platform::services svc;                 // the backend domain's
     std::unique_ptr<platform::store> tool;  // the toolstack's and the frontend's xenstore writes
+    std::size_t xs_nodes = 0;               // xenstore's size between inputs
+    std::size_t fds = 0;                    // open fds between inputs (0: not known yet)
 };
 globals* g = nullptr;
+
+// Open fds of the kinds an input creates (memfds, epoll sets, eventfds,
+// timerfds, sockets); `names` gets " fd->target" for each. Pipes, /dev/null and
+// files are libFuzzer's and the sanitizers' (the symbolizer it starts the
+// first time it prints NEW_FUNC keeps two pipes open).
+std::size_t open_fds(std::string* names = nullptr) {
+    std::size_t n = 0;
+    DIR* d = ::opendir("/proc/self/fd");
+    if (!d) fail("opendir /proc/self/fd");
+    while (const dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.' || std::atoi(e->d_name) == ::dirfd(d)) continue;
+        char target[256] = {};
+        const std::string link = std::string("/proc/self/fd/") + e->d_name;
+        if (::readlink(link.c_str(), target, sizeof target - 1) < 0) continue;
+        const std::string_view t(target);
+        if (!t.starts_with("anon_inode:") && !t.starts_with("/memfd:") && !t.starts_with("socket:")) continue;
+        ++n;
+        if (names) *names += fmt::format(" {}->{}", e->d_name, t);
+    }
+    ::closedir(d);
+    return n;
+}
 
 class reader {
 public:
@@ -212,26 +237,33 @@ public:
     void lap(const char* what) {
         if (!timing) return;
         const auto now = std::chrono::steady_clock::now();
-        std::fprintf(stderr, "  %-10s %6.2f ms\n", what, std::chrono::duration<double, std::milli>(now - t_).count());
+        std::fprintf(stderr, "  %-10s %6.3f ms  %4llu xenstore requests, %3llu watch events\n", what,
+                     std::chrono::duration<double, std::milli>(now - t_).count(),
+                     static_cast<unsigned long long>(g->xs.requests() - xs_requests_),
+                     static_cast<unsigned long long>(g->xs.watch_events() - xs_events_));
         t_ = now;
+        xs_requests_ = g->xs.requests();
+        xs_events_ = g->xs.watch_events();
     }
 
     void run() {
         std::uint8_t b0 = 0, b1 = 0;
         in_.u8(b0);
         in_.u8(b1);
-        front_ = emu::domain::attach(g->plat.broker_path(), front_id, 16, 64);
+        lap("begin");
+        // A fresh domain (the broker's on_domain_up hook introduces it to xenstore).
+        front_ = g->hv.attach(front_id);
         sharer_ = front_->make_sharer();
         evtchn_ = front_->make_event_channels();
-        if (!sharer_->share_pages(0, pages_, true)) fail("share_pages");
+        if (!sharer_->share_pages(back_id, pages_, true)) fail("share_pages");
         for (auto& p : ports_) {
-            auto port = evtchn_->alloc_unbound(0);
+            auto port = evtchn_->alloc_unbound(back_id);
             if (!port) fail("alloc_unbound");
             p = *port;
         }
         lap("attach");
         F_ = fmt::format("/local/domain/{}/device/vif/0", front_id);
-        B_ = fmt::format("/local/domain/0/backend/vif/{}/0", front_id);
+        B_ = fmt::format("/local/domain/{}/backend/vif/{}/0", back_id, front_id);
         write_vif_nodes();
         lap("nodes");
 
@@ -269,16 +301,16 @@ private:
     void write_vif_nodes() {
         // The part of vifkit-attach's nodes (netif-spec §5.1) netback reads:
         // B/frontend names the frontend, F/state starts the handshake. No
-        // perms: every client of this xenstored is privileged.
+        // perms: every client of this xenstore is privileged.
         write(B_ + "/frontend", F_);
         write(F_ + "/state", "1");
     }
 
-    // Run netback until it has nothing left to do. The round trip on its own
-    // xenstore connection first makes every watch event fired so far
-    // visible to it (replies and events arrive in order).
+    // Run netback until it has nothing left to do. Watch events and event
+    // channel notifications are delivered synchronously (queued on netback's
+    // xenstore handle / pending on its event-channel fd before the write or
+    // notify returns), so everything sent so far is seen here, in order.
     void pump() {
-        (void)nb_store_->read("/");
         for (int i = 0; i < 64; ++i)
             if (loop_->run_once(0ms) == 0) break;
     }
@@ -349,20 +381,49 @@ private:
             fail(fmt::format("backend still holds {} grant mappings after shutdown", g->svc.mapper->mapped_count()));
         if (g->svc.evtchn->bound_count() != 0)
             fail(fmt::format("backend still holds {} event channels after shutdown", g->svc.evtchn->bound_count()));
+        if (const auto n = g->hv.broker().port_count(back_id); n != 0)
+            fail(fmt::format("the broker still has {} ports of the backend after shutdown", n));
         // Drain notifications the frontend sent to ports that are gone now.
         while (auto p = g->svc.evtchn->pending()) g->svc.evtchn->unmask(*p);
-        g->tool->rm("/local/domain/0/backend");
-        const std::uint64_t gone = g->plat.gone();
+        g->tool->rm(fmt::format("/local/domain/{}/backend", back_id));
         evtchn_.reset();
+        // Every grant is revoked (a pinned one would be refused and leaked).
         sharer_.reset();
-        front_.reset();  // detach: the broker frees domid 1 (and xenstored releases it)
-        g->plat.wait_gone(gone + 1);
+        if (front_->free_pages() != dom_mem_pages)
+            fail(fmt::format("{} of the frontend's pages still granted (pinned) after shutdown",
+                             dom_mem_pages - front_->free_pages()));
+        // The frontend domain goes: its broker connection closes; the broker
+        // closes its ports and releases it from xenstore (on_domain_gone).
+        front_.reset();
+        g->hv.pump();
+        // A grant call against the gone domain: the mapper drops its cached
+        // view of it (and with it the domain's memory).
+        g->svc.mapper->copy(front_id, {});
+        if (g->hv.broker().domain_count() != 1)
+            fail(fmt::format("{} domains registered after teardown (want the backend only)",
+                             g->hv.broker().domain_count()));
+        if (g->xs.handle_count() != 1)
+            fail(fmt::format("{} xenstore connections open between inputs (want the toolstack's only)",
+                             g->xs.handle_count()));
+        if (g->xs.node_count() != g->xs_nodes)
+            fail(fmt::format("xenstore holds {} nodes after teardown, {} before the input", g->xs.node_count(),
+                             g->xs_nodes));
+        // Every fd an input opened (guest memory, epoll sets, eventfds, timerfds,
+        // the host port) is closed again: compared with the count after the first input.
+        const std::size_t fds = open_fds();
+        if (g->fds == 0) g->fds = fds;
+        if (fds != g->fds) {
+            std::string names;
+            (void)open_fds(&names);
+            fail(fmt::format("{} fds open after teardown, {} after the first input:{}", fds, g->fds, names));
+        }
         lap("detach");
     }
 
     reader in_;
     const bool timing = std::getenv("VIFKIT_FUZZ_TIMING") != nullptr;
     std::chrono::steady_clock::time_point t_ = std::chrono::steady_clock::now();
+    std::uint64_t xs_requests_ = 0, xs_events_ = 0;
     std::unique_ptr<emu::domain> front_;
     std::unique_ptr<platform::grant_sharer> sharer_;
     std::unique_ptr<platform::event_channels> evtchn_;
@@ -378,12 +439,14 @@ private:
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     util::init_logging("fuzz_backend", std::getenv("VIFKIT_FUZZ_LOG") ? std::getenv("VIFKIT_FUZZ_LOG") : "off");
-    g = new globals{};
-    ::setenv("XENSTORED_PATH", g->plat.xs_path().c_str(), 1);
-    g->back = emu::domain::attach(g->plat.broker_path(), 0, 16, 64);
+    g = new globals{};  // never destroyed: libFuzzer exits the process
+    g->back = g->hv.attach(back_id);
     g->svc = g->back->make_services();
     g->tool = platform::store::open();
     if (!g->tool) fail("cannot open the toolstack's xenstore connection");
+    if (!fuzz::inproc_xenstore::owns(g->tool->native()))
+        fail("platform::store did not get inproc_xenstore's xs_open (libxenstore not interposed)");
+    g->xs_nodes = g->xs.node_count();
     return 0;
 }
 
