@@ -6,8 +6,9 @@
 #   make bench  - vifkit-bench: modes x sizes x directions, busy-poll, table + plot
 #                 ($(BUILD)/bench.png, $(BUILD)/bench.json); with DPDK_ANCHOR=script
 #                 the DPDK vhost-user reference runs in the same sweep
-#   make fuzz   - clang + libFuzzer build (build-fuzz/), each fuzz target for
-#                 FUZZ_SECONDS over its corpus (ctest -L fuzz); see README "Fuzzing"
+#   make fuzz   - clang + libFuzzer build (objects in build-fuzz/, fuzz_* executables in
+#                 $(BUILD)/bin/), each fuzz target for FUZZ_SECONDS over its corpus
+#                 (ctest -L fuzz); see README "Fuzzing"
 #   make soak   - vifkit-soak: 32 vifs x 2 queues, both directions, 10 minutes;
 #                 loss, corruption and RSS (README "Soak"; not part of make test)
 #   make xen-lab - real Xen 4.17 under QEMU TCG: vifkit vs Linux netfront/netback,
@@ -51,7 +52,7 @@ asan: deps
 
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DVIFKIT_FUZZ=ON -DVIFKIT_SANITIZE=ON \
-	  -DVIFKIT_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CMAKE_FLAGS)
+	  -DVIFKIT_FUZZ_SECONDS=$(FUZZ_SECONDS) -DVIFKIT_FUZZ_BIN_DIR=$(abspath $(BUILD))/bin $(CMAKE_FLAGS)
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
 	ctest --test-dir build-fuzz --output-on-failure -L fuzz
 
