@@ -22,6 +22,7 @@
 
 #include "emu_harness.hpp"
 #include "hostile_backend.hpp"
+#include "offload_frames.hpp"
 
 namespace vifkit::test {
 namespace {
@@ -681,78 +682,6 @@ TEST_F(HostileBackend, ReconnectLeavesNoStaleRingKeys) {
 
 // ---------------------------------------------------------------- rx GSO extras
 
-constexpr std::size_t tcp4_hdr_len = 14 + 20 + 20;  // Ethernet + IPv4 + TCP, no options
-
-unsigned be16_at(std::span<const std::byte> f, std::size_t at) {
-    return std::to_integer<unsigned>(f[at]) << 8 | std::to_integer<unsigned>(f[at + 1]);
-}
-std::uint32_t be32_at(std::span<const std::byte> f, std::size_t at) {
-    return std::uint32_t{be16_at(f, at)} << 16 | be16_at(f, at + 2);
-}
-void put_be16(std::vector<std::byte>& f, std::size_t at, unsigned v) {
-    f[at] = static_cast<std::byte>(v >> 8);
-    f[at + 1] = static_cast<std::byte>(v);
-}
-// RFC 1071 sum of f[begin, end) (an odd tail byte padded with zero), not folded.
-std::uint32_t ones(std::span<const std::byte> f, std::size_t begin, std::size_t end, std::uint32_t s = 0) {
-    for (std::size_t i = begin; i < end; i += 2)
-        s += std::to_integer<unsigned>(f[i]) << 8 | (i + 1 < end ? std::to_integer<unsigned>(f[i + 1]) : 0u);
-    return s;
-}
-unsigned fold16(std::uint32_t s) {
-    while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
-    return s;
-}
-
-// Ethernet + IPv4 (id `ip_id`, DF) + TCP (seq `seq`, ACK|PSH) + `payload`
-// pattern bytes; the checksums hold garbage (left to whoever segments).
-std::vector<std::byte> tcp4_frame(std::size_t payload, std::uint32_t seq, std::uint16_t ip_id) {
-    std::vector<std::byte> f(tcp4_hdr_len + payload);
-    for (std::size_t i = 0; i < f.size(); ++i) f[i] = static_cast<std::byte>(i * 5 + i / 253);
-    const std::uint8_t hdr[] = {0x02, 0, 0, 0, 0, 0x01, 0x02, 0x01, 0, 0, 0, 0x07, 0x08, 0x00,  // Ethernet
-                                0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0xDE, 0xAD, 10, 2, 0, 1, 10, 2, 0, 2};
-    std::memcpy(f.data(), hdr, sizeof hdr);
-    put_be16(f, 16, static_cast<unsigned>(f.size() - 14));
-    put_be16(f, 18, ip_id);
-    put_be16(f, 34, 443);
-    put_be16(f, 36, 50000);
-    put_be16(f, 38, seq >> 16);
-    put_be16(f, 40, seq & 0xFFFF);
-    put_be16(f, 42, 0xCAFE);
-    put_be16(f, 44, 0xF00D);
-    f[46] = std::byte{0x50};  // data offset 5
-    f[47] = std::byte{0x18};  // ACK | PSH
-    put_be16(f, 48, 0x7FFF);
-    put_be16(f, 50, 0xBEEF);  // checksum: garbage
-    put_be16(f, 52, 0);
-    return f;
-}
-
-// Segment i of the TCPv4 super-frame `super` cut at `mss`, checked
-// independently: Ethernet header, IPv4 length, id (+i) and header checksum,
-// TCP seq (+i*mss), PSH on the last only, TCP checksum with the pseudo-header,
-// payload slice.
-void expect_tcp4_segment(std::span<const std::byte> s, const std::vector<std::byte>& super, std::size_t i,
-                         std::size_t mss) {
-    const std::size_t payload = super.size() - tcp4_hdr_len;
-    const std::size_t nseg = (payload + mss - 1) / mss;
-    const std::size_t off = i * mss;
-    ASSERT_LT(off, payload) << "segment " << i << " beyond the payload";
-    const std::size_t len = std::min(mss, payload - off);
-    ASSERT_EQ(s.size(), tcp4_hdr_len + len) << "segment " << i;
-    EXPECT_TRUE(std::equal(s.begin(), s.begin() + 14, super.begin())) << "segment " << i;
-    EXPECT_EQ(be16_at(s, 16), 40 + len) << "segment " << i;
-    EXPECT_EQ(be16_at(s, 18), (be16_at(super, 18) + i) & 0xFFFF) << "segment " << i;
-    EXPECT_EQ(fold16(ones(s, 14, 34)), 0xFFFFu) << "IPv4 header checksum, segment " << i;
-    EXPECT_EQ(be32_at(s, 38), static_cast<std::uint32_t>(be32_at(super, 38) + off)) << "seq, segment " << i;
-    const bool psh = (std::to_integer<unsigned>(s[47]) & 0x08) != 0;
-    EXPECT_EQ(psh, i + 1 == nseg) << "PSH, segment " << i;
-    const std::uint32_t pseudo = ones(s, 26, 34) + 6 + static_cast<std::uint32_t>(20 + len);
-    EXPECT_EQ(fold16(ones(s, 34, s.size(), pseudo)), 0xFFFFu) << "TCP checksum, segment " << i;
-    EXPECT_TRUE(std::equal(s.begin() + tcp4_hdr_len, s.end(), super.begin() + tcp4_hdr_len + off))
-        << "payload, segment " << i;
-}
-
 abi::extra_info gso_extra(std::uint16_t size, std::uint8_t type) {
     abi::extra_info e{};
     e.type = abi::extra_type::gso;
@@ -790,7 +719,7 @@ TEST_F(HostileBackendGso, RxGsoExtraThatWasNotAdvertisedIsRejected) {
     connect_bad();
     EXPECT_EQ(hb_->front("feature-gso-tcpv4").value_or(""), "0");
     EXPECT_EQ(hb_->front("feature-gso-tcpv6").value_or(""), "0");
-    const auto f = tcp4_frame(9000 - tcp4_hdr_len, 1, 1);
+    const auto f = ip4_frame(9000 - tcp4_hdr_len, 1, 1);
     rx_with_extra(f, abi::rxf::csum_blank, gso_extra(1448, abi::gso_type::tcpv4));
     rx_with_extra(f, abi::rxf::csum_blank, gso_extra(1448, abi::gso_type::tcpv6));
     ASSERT_TRUE(wait_counter("rx_errors", 2)) << log1();
@@ -808,7 +737,7 @@ TEST_F(HostileBackendGso, RxGsoExtraThatWasNotAdvertisedIsRejected) {
 TEST_F(HostileBackendGso, RxGsoExtraWithSizeZeroOrUnknownTypeIsRejected) {
     connect_bad();
     ASSERT_EQ(hb_->front("feature-gso-tcpv4").value_or(""), "1");
-    const auto f = tcp4_frame(6000, 1, 1);
+    const auto f = ip4_frame(6000, 1, 1);
     rx_with_extra(f, abi::rxf::csum_blank, gso_extra(0, abi::gso_type::tcpv4));
     rx_with_extra(f, abi::rxf::csum_blank, gso_extra(1448, 7));
     ASSERT_TRUE(wait_counter("rx_errors", 2)) << log1();
@@ -824,7 +753,7 @@ TEST_F(HostileBackendGso, RxGsoExtraWithSizeZeroOrUnknownTypeIsRejected) {
 TEST_F(HostileBackendGso, RxGsoSuperFrameIsSegmentedForAGuestPortWithoutOffloads) {
     connect_bad();
     constexpr std::size_t mss = 1448, payload = 9000 - tcp4_hdr_len;  // 3 data slots, 7 segments
-    const auto f = tcp4_frame(payload, 0x10000000u, 0x4242);
+    const auto f = ip4_frame(payload, 0x10000000u, 0x4242);
     rx_with_extra(f, abi::rxf::csum_blank, gso_extra(mss, abi::gso_type::tcpv4));
     ASSERT_EQ(rx_idx_, 4u);  // 3 data slots + the extra
     constexpr std::size_t nseg = (payload + mss - 1) / mss;
