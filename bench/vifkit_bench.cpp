@@ -42,11 +42,13 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "emu_harness.hpp"
+#include "vifkit/wire/checksum.hpp"
 
 namespace {
 
@@ -103,10 +105,7 @@ std::vector<std::string> backend_args(const std::string& mode, unsigned queues, 
 // ---- frames ----
 
 std::uint16_t ip_checksum(const std::uint8_t* p, std::size_t n) {
-    std::uint32_t s = 0;
-    for (std::size_t i = 0; i + 1 < n; i += 2) s += (std::uint32_t(p[i]) << 8) | p[i + 1];
-    while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
-    return static_cast<std::uint16_t>(~s);
+    return vifkit::wire::internet_checksum(std::as_bytes(std::span(p, n)));
 }
 
 // An Ethernet frame of exactly `size` bytes (no FCS, as testpmd's --txpkts). From 42

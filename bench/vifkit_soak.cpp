@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "emu_harness.hpp"
+#include "vifkit/wire/checksum.hpp"
 
 namespace {
 
@@ -81,10 +82,7 @@ std::uint32_t fnv1a(const std::uint8_t* p, std::size_t n) {
 }
 
 std::uint16_t ip_checksum(const std::uint8_t* p, std::size_t n) {
-    std::uint32_t s = 0;
-    for (std::size_t i = 0; i + 1 < n; i += 2) s += (std::uint32_t(p[i]) << 8) | p[i + 1];
-    while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
-    return static_cast<std::uint16_t>(~s);
+    return vifkit::wire::internet_checksum(std::as_bytes(std::span(p, n)));
 }
 
 void put16(std::uint8_t* p, std::uint32_t v) {

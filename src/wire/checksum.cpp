@@ -11,12 +11,16 @@ std::uint16_t be16(const std::byte* p) {
     return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) << 8 | std::to_integer<unsigned>(p[1]));
 }
 
+}  // namespace
+
 std::uint16_t fold(std::uint32_t s) {
     while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
     return static_cast<std::uint16_t>(s);
 }
 
-}  // namespace
+std::uint16_t internet_checksum(std::span<const std::byte> data, std::uint32_t sum) {
+    return static_cast<std::uint16_t>(~fold(ones_sum(data, sum)));
+}
 
 std::uint32_t ones_sum(std::span<const std::byte> data, std::uint32_t sum) {
     std::uint64_t s = sum;
@@ -36,7 +40,7 @@ csum_result complete_l4_checksum(std::span<std::byte> frame) {
     std::byte* const field = frame.data() + i.csum_offset;
     field[0] = field[1] = std::byte{0};
     const std::span<const std::byte> segment(frame.data() + i.l4_offset, i.l4_len);
-    std::uint16_t c = static_cast<std::uint16_t>(~fold(ones_sum(segment, detail::pseudo_header_sum(frame, i))));
+    std::uint16_t c = internet_checksum(segment, detail::pseudo_header_sum(frame, i));
     if (i.proto == 17 && c == 0) c = 0xFFFF;  // 0 means "no checksum" for UDP
     field[0] = static_cast<std::byte>(c >> 8);
     field[1] = static_cast<std::byte>(c);

@@ -24,11 +24,6 @@ void put32(std::byte* p, std::uint32_t v) {
     put16(p, v >> 16);
     put16(p + 2, v);
 }
-std::uint16_t fold(std::uint32_t s) {
-    while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
-    return static_cast<std::uint16_t>(s);
-}
-
 l4_location fail(csum_result why) { return {why, {}}; }
 
 }  // namespace
@@ -164,7 +159,7 @@ segment_stats segment_tcp(std::span<const std::byte> frame, std::uint8_t gso_typ
             put16(ip + 2, static_cast<std::uint32_t>(l3_to_l4 + l4_len));
             put16(ip + 4, static_cast<std::uint16_t>(id0 + n));
             put16(ip + 10, 0);
-            put16(ip + 10, static_cast<std::uint16_t>(~fold(ones_sum({ip, l3_to_l4}))));
+            put16(ip + 10, internet_checksum({ip, l3_to_l4}));
         } else {
             put16(ip + 4, static_cast<std::uint32_t>(l3_to_l4 - ipv6_hlen + l4_len));
         }
@@ -175,7 +170,7 @@ segment_stats segment_tcp(std::span<const std::byte> frame, std::uint8_t gso_typ
         tcp[13] = static_cast<std::byte>(flags);
         put16(tcp + 16, 0);
         const std::uint32_t pseudo = addrs + proto_tcp + static_cast<std::uint32_t>(l4_len);
-        put16(tcp + 16, static_cast<std::uint16_t>(~fold(ones_sum({tcp, l4_len}, pseudo))));
+        put16(tcp + 16, internet_checksum({tcp, l4_len}, pseudo));
         ++n;
         sent += chunk;
         if (!emit(std::span<const std::byte>(out, hdr + chunk))) return {gso_result::stopped, n};

@@ -24,4 +24,11 @@ csum_result complete_l4_checksum(std::span<std::byte> frame);
 // RFC 1071 one's-complement sum of `data` added to `sum` (not folded).
 std::uint32_t ones_sum(std::span<const std::byte> data, std::uint32_t sum = 0);
 
+// A sum folded to 16 bits (not complemented).
+std::uint16_t fold(std::uint32_t sum);
+
+// The Internet checksum of `data` plus `sum`: ~fold(ones_sum(data, sum)), e.g.
+// of an IPv4 header whose checksum field is zero.
+std::uint16_t internet_checksum(std::span<const std::byte> data, std::uint32_t sum = 0);
+
 }  // namespace vifkit::wire

@@ -20,6 +20,8 @@
 
 #include "gen_port.hpp"
 
+#include "vifkit/wire/checksum.hpp"
+
 namespace vifkit::io::detail {
 namespace {
 
@@ -29,14 +31,6 @@ constexpr std::size_t l4_payload = eth_hlen + ip_hlen + udp_hlen;  // 42
 void put16(std::byte* p, std::uint16_t v) {
     p[0] = static_cast<std::byte>(v >> 8);
     p[1] = static_cast<std::byte>(v);
-}
-
-std::uint16_t ip_checksum(const std::byte* h) {
-    std::uint32_t sum = 0;
-    for (std::size_t i = 0; i < ip_hlen; i += 2)
-        sum += (std::to_integer<std::uint32_t>(h[i]) << 8) | std::to_integer<std::uint32_t>(h[i + 1]);
-    while (sum >> 16) sum = (sum & 0xFFFF) + (sum >> 16);
-    return static_cast<std::uint16_t>(~sum);
 }
 
 bool parse_uint(std::string_view s, std::uint64_t& out) {
@@ -73,7 +67,7 @@ gen_port::gen_port(std::size_t size, unsigned flows, std::uint64_t count, int ef
     put16(udp + 2, 9001);
     put16(udp + 4, static_cast<std::uint16_t>(std::min<std::size_t>(size_ - eth_hlen - ip_hlen, 0xFFFF)));
     put16(udp + 6, 0);  // no UDP checksum (allowed for IPv4)
-    base_csum_ = ip_checksum(ip);
+    base_csum_ = wire::internet_checksum({ip, ip_hlen});
     put16(ip + 10, base_csum_);
 }
 
