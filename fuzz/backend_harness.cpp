@@ -56,6 +56,7 @@
 #include "backend_harness.hpp"
 #include "backend_input.hpp"
 #include "inproc_xenstore.hpp"
+#include "input_reader.hpp"
 #include "vifkit/core/netback.hpp"
 #include "vifkit/emu/broker.hpp"
 #include "vifkit/emu/domain.hpp"
@@ -152,34 +153,6 @@ std::size_t open_fds(std::string* names = nullptr) {
     return n;
 }
 
-class reader {
-public:
-    reader(const std::uint8_t* d, std::size_t n) : d_(d), n_(n) {}
-    [[nodiscard]] bool empty() const { return pos_ >= n_; }
-    bool u8(std::uint8_t& v) {
-        if (pos_ >= n_) return false;
-        v = d_[pos_++];
-        return true;
-    }
-    bool u16(std::uint16_t& v) {
-        if (n_ - pos_ < 2) return false;
-        std::memcpy(&v, d_ + pos_, 2);
-        pos_ += 2;
-        return true;
-    }
-    std::string_view take(std::size_t k) {
-        k = std::min(k, n_ - pos_);
-        std::string_view s(reinterpret_cast<const char*>(d_ + pos_), k);
-        pos_ += k;
-        return s;
-    }
-
-private:
-    const std::uint8_t* d_;
-    std::size_t n_;
-    std::size_t pos_ = 0;
-};
-
 // One input's frontend domain and netback.
 class session {
 public:
@@ -199,8 +172,8 @@ public:
 
     nlohmann::json run() {
         std::uint8_t b0 = 0, b1 = 0;
-        in_.u8(b0);
-        in_.u8(b1);
+        in_.get(b0);
+        in_.get(b1);
         lap("begin");
         // A fresh domain (the broker's on_domain_up hook introduces it to xenstore).
         front_ = g->hv.attach(front_id);
@@ -271,17 +244,18 @@ private:
 
     void step() {
         std::uint8_t code = 0, a = 0, b = 0;
-        in_.u8(code);
+        in_.get(code);
         switch (code % 8) {
         case op::key: {
-            if (!in_.u8(a) || !in_.u8(b)) return;
+            if (!in_.get(a) || !in_.get(b)) return;
             const auto v = in_.take(b);
-            write(F_ + "/" + front_keys[a % nr_keys].name, v);
+            write(F_ + "/" + front_keys[a % nr_keys].name,
+                  std::string_view(reinterpret_cast<const char*>(v.data()), v.size()));
             if (a % nr_keys == 0) pump();  // netback watches F/state only
             break;
         }
         case op::resource: {
-            if (!in_.u8(a) || !in_.u8(b)) return;
+            if (!in_.get(a) || !in_.get(b)) return;
             const front_key& k = front_keys[a % nr_keys];
             std::uint32_t v = b;
             if (k.kind == key_kind::ring) v = pages_[b % nr_pages].ref;
@@ -291,13 +265,13 @@ private:
             break;
         }
         case op::rm:
-            if (!in_.u8(a)) return;
+            if (!in_.get(a)) return;
             g->tool->rm(F_ + "/" + front_keys[a % nr_keys].name);
             if (a % nr_keys == 0) pump();
             break;
         case op::page: {
             std::uint16_t off = 0;
-            if (!in_.u8(a) || !in_.u16(off) || !in_.u8(b)) return;
+            if (!in_.get(a) || !in_.get(off) || !in_.get(b)) return;
             off = static_cast<std::uint16_t>(off % page_size);
             const auto bytes = in_.take(std::min<std::size_t>(b, page_size - off));
             auto* p = pages_[a % nr_pages].addr;
@@ -305,13 +279,13 @@ private:
             break;
         }
         case op::notify:
-            if (!in_.u8(a)) return;
+            if (!in_.get(a)) return;
             evtchn_->notify(ports_[a % nr_ports]);
             pump();
             break;
         case op::pump: pump(); break;
         case op::revoke: {
-            if (!in_.u8(a)) return;
+            if (!in_.get(a)) return;
             auto& p = pages_[a % nr_pages];
             if (!p.addr) return;
             gnt_status st{};
@@ -319,7 +293,7 @@ private:
             break;
         }
         case op::state:
-            if (!in_.u8(a)) return;
+            if (!in_.get(a)) return;
             write(F_ + "/state", std::to_string(a % 9));
             pump();
             break;
@@ -374,7 +348,7 @@ private:
         lap("detach");
     }
 
-    reader in_;
+    fuzz::input_reader in_;
     const bool timing = std::getenv("VIFKIT_FUZZ_TIMING") != nullptr;
     std::chrono::steady_clock::time_point t_ = std::chrono::steady_clock::now();
     std::uint64_t xs_requests_ = 0, xs_events_ = 0;

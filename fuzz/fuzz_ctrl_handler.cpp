@@ -28,6 +28,7 @@
 #include <span>
 #include <vector>
 
+#include "input_reader.hpp"
 #include "vifkit/abi/netif.hpp"
 #include "vifkit/ctrl/backend_handler.hpp"
 #include "vifkit/platform/grant.hpp"
@@ -150,31 +151,7 @@ private:
     std::uint64_t next_handle_ = 0;
 };
 
-class reader {
-public:
-    reader(const std::uint8_t* d, std::size_t n) : d_(d), n_(n) {}
-    [[nodiscard]] bool empty() const { return pos_ >= n_; }
-    [[nodiscard]] std::size_t left() const { return n_ - pos_; }
-    bool bytes(void* out, std::size_t k) {
-        if (left() < k) return false;
-        std::memcpy(out, d_ + pos_, k);
-        pos_ += k;
-        return true;
-    }
-    template <class T>
-    bool get(T& v) { return bytes(&v, sizeof v); }
-    std::span<const std::uint8_t> take(std::size_t k) {
-        k = std::min(k, left());
-        auto s = std::span(d_ + pos_, k);
-        pos_ += k;
-        return s;
-    }
-
-private:
-    const std::uint8_t* d_;
-    std::size_t n_;
-    std::size_t pos_ = 0;
-};
+using reader = fuzz::input_reader;
 
 std::unique_ptr<ctrl::backend_handler> make_handler(fake_mapper& m, std::uint8_t cfg, unsigned per_queue,
                                                     unsigned per_vif) {

@@ -89,6 +89,14 @@ void single_queue(builder& b, bool split = false) {
     b.write("request-rx-copy", "1").write("feature-sg", "1").write("feature-rx-notify", "1");
 }
 
+// A seed that starts with a one-queue frontend going to Connected.
+builder connected_one_queue(std::uint8_t cfg0 = cfg::sg | cfg::split, std::uint8_t gen_size = 0) {
+    builder b(cfg0, gen_size);
+    single_queue(b);
+    b.set_state(4);
+    return b;
+}
+
 // Two packets on the tx ring (60 bytes in one slot; 300 bytes over two slots),
 // two rx buffers, a notification, a pump.
 void traffic(builder& b, std::uint8_t tx_page = 0, std::uint8_t rx_page = 1, std::uint8_t port = 0,
@@ -100,6 +108,21 @@ void traffic(builder& b, std::uint8_t tx_page = 0, std::uint8_t rx_page = 1, std
     tx_ring(b, tx_page, {{data[0], 0, 0, 60}, {data[1], abi::txf::more_data, 1, 300}, {data[2], 0, 2, 100}});
     rx_ring(b, rx_page, rx);
     b.signal(port).run();
+}
+
+// `frame` from data page 2 as one tx slot with `flags` and a GSO tcpv4 extra
+// of `mss` in the next slot (tx ring on page 0), signalled and pumped.
+void gso_tcpv4_packet(builder& b, const std::vector<std::uint8_t>& frame, std::uint16_t flags, std::uint16_t mss) {
+    b.put(2, 0, frame);
+    tx_ring(b, 0, {{2, static_cast<std::uint16_t>(flags | abi::txf::extra_info), 0,
+                    static_cast<std::uint16_t>(frame.size())}});
+    abi::extra_info e{};
+    e.type = abi::extra_type::gso;
+    e.u.gso.size = mss;
+    e.u.gso.type = abi::gso_type::tcpv4;
+    b.put_struct(0, ring_entries_offset + sizeof(abi::tx_request), e);
+    b.put_struct(0, 0, std::uint32_t{2});  // req_prod past the extra
+    b.signal(0).run();
 }
 
 const json& the_vif(const json& st) {
@@ -136,9 +159,7 @@ void expect_tx_traffic(const json& vif) {
 }
 
 TEST(BackendSeeds, CopyModeOneQueue) {
-    builder b(cfg::sg | cfg::split);
-    single_queue(b);
-    b.set_state(4);
+    builder b = connected_one_queue();
     traffic(b);
     const json vif = the_vif(run(b));
     expect_connected(vif, 1);
@@ -159,9 +180,7 @@ TEST(BackendSeeds, CopyModeSplitEventChannels) {
 }
 
 TEST(BackendSeeds, MapModeWithFramesTowardsTheGuest) {
-    builder b(cfg::map | cfg::sg | cfg::split | cfg::gen_port, 20);  // gen frames of 14 + 6 * 20 bytes
-    single_queue(b);
-    b.set_state(4);
+    builder b = connected_one_queue(cfg::map | cfg::sg | cfg::split | cfg::gen_port, 20);  // gen frames: 134 bytes
     traffic(b);
     const json vif = the_vif(run(b));
     expect_connected(vif, 1);
@@ -174,16 +193,8 @@ TEST(BackendSeeds, MapModeWithFramesTowardsTheGuest) {
 TEST(BackendSeeds, GsoTcpv4Extra) {
     builder b(cfg::sg | cfg::split);
     single_queue(b);
-    b.write("feature-gso-tcpv4", "1").set_state(4);
-    b.put(2, 0, tcp_frame(400));
-    tx_ring(b, 0, {{2, abi::txf::extra_info | abi::txf::csum_blank, 0, 400}});
-    abi::extra_info e{};
-    e.type = abi::extra_type::gso;
-    e.u.gso.size = 100;
-    e.u.gso.type = abi::gso_type::tcpv4;
-    b.put_struct(0, ring_entries_offset + sizeof(abi::tx_request), e);
-    b.put_struct(0, 0, std::uint32_t{2});
-    b.signal(0).run();
+    b.write("feature-gso-tcpv4", "1").set_state(4);  // GSO advertised before Connected
+    gso_tcpv4_packet(b, tcp_frame(400), abi::txf::csum_blank, 100);
     const json vif = the_vif(run(b));
     expect_connected(vif, 1);
     // The null host port takes no GSO: segmented in software, 346 payload
@@ -196,16 +207,8 @@ TEST(BackendSeeds, GsoTcpv4Extra) {
 TEST(BackendSeeds, GsoExtraOnUdpIsRefused) {
     builder b(cfg::sg | cfg::split);
     single_queue(b);
-    b.write("feature-gso-tcpv4", "1").set_state(4);
-    b.put(2, 0, udp_frame(200));
-    tx_ring(b, 0, {{2, abi::txf::extra_info, 0, 200}});
-    abi::extra_info e{};
-    e.type = abi::extra_type::gso;
-    e.u.gso.size = 1400;
-    e.u.gso.type = abi::gso_type::tcpv4;
-    b.put_struct(0, ring_entries_offset + sizeof(abi::tx_request), e);
-    b.put_struct(0, 0, std::uint32_t{2});
-    b.signal(0).run();
+    b.write("feature-gso-tcpv4", "1").set_state(4);  // GSO advertised before Connected
+    gso_tcpv4_packet(b, udp_frame(200), 0, 1400);
     const json vif = the_vif(run(b));
     expect_connected(vif, 1);
     EXPECT_EQ(sum(vif, "gso_errors"), 1u) << vif.dump(1);
@@ -287,9 +290,7 @@ TEST(BackendSeeds, MissingRxCopyIsRefused) {
 
 // Connected, Closing, Closed, Initialising, Connected again.
 TEST(BackendSeeds, Reconnect) {
-    builder b(cfg::sg | cfg::split);
-    single_queue(b);
-    b.set_state(4);
+    builder b = connected_one_queue();
     traffic(b);
     b.set_state(5).set_state(6).set_state(1).set_state(4).signal(0);
     const json vif = the_vif(run(b));
@@ -298,9 +299,8 @@ TEST(BackendSeeds, Reconnect) {
 
 // A ring page revoked while netback maps it: refused, the vif keeps working.
 TEST(BackendSeeds, RevokeWhileMapped) {
-    builder b(cfg::sg | cfg::split);
-    single_queue(b);
-    b.set_state(4).unshare(0).unshare(1);
+    builder b = connected_one_queue();
+    b.unshare(0).unshare(1);
     traffic(b);
     const json vif = the_vif(run(b));
     expect_connected(vif, 1);
