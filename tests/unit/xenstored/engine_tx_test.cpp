@@ -168,6 +168,45 @@ TEST_F(XsTx, RmInsideATransaction) {
     EXPECT_EQ(h.eng().nodes().find("/r"), nullptr);
 }
 
+// Value, perms and child-list edits change nodes in place in the live tree but
+// are copied into the transaction's overlay: nothing leaks before commit, and
+// ownership moved by set_perms is counted once, whichever way it lands.
+TEST_F(XsTx, InPlaceEditsStayPrivateUntilCommit) {
+    h.write(a, "/e/x", "old");
+    const auto t = h.begin(a);
+    EXPECT_EQ(h.outcome(h.write(a, "/e/x", "new", t)), "OK");
+    EXPECT_EQ(h.outcome(h.call(a, msg_type::set_perms, {"/e/x", "n7", "r8"}, t)), "OK");
+    EXPECT_EQ(h.outcome(h.write(a, "/e/x/kid", "k", t)), "OK");
+    EXPECT_EQ(h.outcome(h.call(a, msg_type::rm, {"/e/gone"}, t)), "OK");
+    EXPECT_EQ(h.read(b, "/e/x"), "old");
+    EXPECT_EQ(h.perms(b, "/e/x"), "n0");
+    EXPECT_EQ(h.ls(b, "/e/x"), "");
+    EXPECT_EQ(h.eng().nodes().owned_by(7), 0u);
+    EXPECT_EQ(h.read(a, "/e/x", t), "new");
+    EXPECT_EQ(h.ls(a, "/e/x", t), "kid");
+    EXPECT_EQ(h.end(a, t), "OK");
+    EXPECT_EQ(h.read(b, "/e/x"), "new");
+    EXPECT_EQ(h.perms(b, "/e/x"), "n7,r8");
+    EXPECT_EQ(h.ls(b, "/e/x"), "kid");
+    EXPECT_EQ(h.eng().nodes().owned_by(7), 2u);  // /e/x and the child that inherited it
+    EXPECT_EQ(h.eng().nodes().check(), "");
+}
+
+TEST_F(XsTx, RemovedAndRecreatedInOneTransaction) {
+    h.write(a, "/r/x/deep", "1");
+    const auto t = h.begin(a);
+    EXPECT_EQ(h.outcome(h.call(a, msg_type::rm, {"/r/x"}, t)), "OK");
+    EXPECT_EQ(h.ls(a, "/r", t), "");
+    EXPECT_EQ(h.outcome(h.write(a, "/r/x/other", "2", t)), "OK");
+    EXPECT_EQ(h.ls(a, "/r/x", t), "other");
+    EXPECT_EQ(h.ls(b, "/r/x"), "deep");
+    EXPECT_EQ(h.end(a, t), "OK");
+    EXPECT_EQ(h.ls(b, "/r"), "x");
+    EXPECT_EQ(h.ls(b, "/r/x"), "other");
+    EXPECT_EQ(h.read(b, "/r/x/deep"), "E:ENOENT");
+    EXPECT_EQ(h.eng().nodes().check(), "");
+}
+
 TEST_F(XsTx, ProtocolErrors) {
     EXPECT_EQ(h.outcome(h.call(a, msg_type::read, {"/tool"}, 12345)), "E:ENOENT");
     EXPECT_EQ(h.outcome(h.call(a, msg_type::transaction_end, {"T"})), "E:ENOENT");

@@ -10,6 +10,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -56,6 +57,9 @@ public:
     [[nodiscard]] const node* find(const std::string& path) const;
     // Inserts or replaces `path`, stamping a fresh generation.
     void store(const std::string& path, node n);
+    // Changes the node at `path` in place (no copy of its value or child list)
+    // and stamps a fresh generation. False if there is no such node.
+    bool modify(const std::string& path, const std::function<void(node&)>& fn);
     void erase(const std::string& path);
 
     [[nodiscard]] std::size_t owned_by(domid_t d) const;  // nodes whose perms[0] names d
@@ -81,6 +85,9 @@ public:
     // The node at `path` or nullptr. Counts as an access for conflict checks.
     virtual const node* get(const std::string& path) = 0;
     virtual void put(const std::string& path, node n) = 0;
+    // Edits an existing node (a value, a child list entry, perms) without the
+    // caller copying it. Counts as an access. False if there is no such node.
+    virtual bool update(const std::string& path, const std::function<void(node&)>& fn) = 0;
     virtual void erase(const std::string& path) = 0;
     // Nodes owned by `d`, including this view's pending changes (quota checks).
     [[nodiscard]] virtual std::size_t owned_by(domid_t d) const = 0;
@@ -91,6 +98,9 @@ public:
     explicit live_view(tree& t) : tree_(t) {}
     const node* get(const std::string& path) override { return tree_.find(path); }
     void put(const std::string& path, node n) override { tree_.store(path, std::move(n)); }
+    bool update(const std::string& path, const std::function<void(node&)>& fn) override {
+        return tree_.modify(path, fn);
+    }
     void erase(const std::string& path) override { tree_.erase(path); }
     [[nodiscard]] std::size_t owned_by(domid_t d) const override { return tree_.owned_by(d); }
 
@@ -108,6 +118,8 @@ public:
 
     const node* get(const std::string& path) override;
     void put(const std::string& path, node n) override;
+    // Copies the node into the overlay on its first change in this transaction only.
+    bool update(const std::string& path, const std::function<void(node&)>& fn) override;
     void erase(const std::string& path) override;
     [[nodiscard]] std::size_t owned_by(domid_t d) const override;
 

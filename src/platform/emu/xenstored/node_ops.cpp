@@ -56,20 +56,20 @@ int create_node(env& e, const std::string& path, std::string_view value) {
     }
     if (int err = check_create_quota(e, missing.size(), value)) return err;
 
-    node parent = *existing;
+    // Each new node inherits its parent's permissions; parents gain the child
+    // name in place (a long child list is never copied).
+    perm_list perms = existing->perms;
     std::string parent_path = top;
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+        e.v.update(parent_path, [&](node& p) { p.children.emplace_back(basename_of(*it)); });
         node child;
-        child.perms = parent.perms;
+        child.perms = perms;
         if (!e.who.privileged) child.perms.front().id = e.who.id;
-        parent.children.emplace_back(basename_of(*it));
-        e.v.put(parent_path, std::move(parent));
-        parent = std::move(child);
+        if (*it == path) child.value = value;
+        perms = child.perms;
+        e.v.put(*it, std::move(child));
         parent_path = *it;
     }
-    parent.value = value;
-    const perm_list perms = parent.perms;
-    e.v.put(parent_path, std::move(parent));
     record_change(e, path, perms, false);
     return 0;
 }
@@ -141,10 +141,8 @@ int write(env& e, std::string_view name, std::string_view value) {
     const node* n = lookup(e, *path, access_write, err);
     if (n == nullptr) return err == ENOENT ? create_node(e, *path, value) : err;
     if (!e.who.privileged && value.size() > e.lim.value_max) return ENOSPC;
-    node updated = *n;
-    updated.value = value;
-    const perm_list perms = updated.perms;
-    e.v.put(*path, std::move(updated));
+    const perm_list perms = n->perms;
+    e.v.update(*path, [&](node& m) { m.value = value; });
     record_change(e, *path, perms, false);
     return 0;
 }
@@ -171,12 +169,12 @@ int rm(env& e, std::string_view name) {
     const std::string parent_path = parent_of(*path);
     const node* parent = e.v.get(parent_path);
     if (parent == nullptr) return EINVAL;  // orphan: cannot happen in a consistent tree
-    node updated_parent = *parent;
     record_change(e, *path, n->perms, false);  // before removal, while perms are visible
     remove_subtree(e, *path);
-    auto& kids = updated_parent.children;
-    kids.erase(std::remove(kids.begin(), kids.end(), basename_of(*path)), kids.end());
-    e.v.put(parent_path, std::move(updated_parent));
+    const std::string_view child = basename_of(*path);
+    e.v.update(parent_path, [&](node& p) {
+        p.children.erase(std::remove(p.children.begin(), p.children.end(), child), p.children.end());
+    });
     return 0;
 }
 
@@ -248,10 +246,8 @@ int set_perms(env& e, std::string_view name, std::span<const std::string_view> s
     if (n == nullptr) return err;
     // Unprivileged owners may share their node but not give it away.
     if (!e.who.privileged && perms.front().id != n->perms.front().id) return EPERM;
-    node updated = *n;
-    perm_list old = std::move(updated.perms);
-    updated.perms = perms;
-    e.v.put(*path, std::move(updated));
+    perm_list old = n->perms;
+    e.v.update(*path, [&](node& m) { m.perms = perms; });
     if (!is_special_path(*path)) record_change(e, *path, perms, false, std::move(old));
     return 0;
 }

@@ -60,6 +60,16 @@ void tree::store(const std::string& path, node n) {
     }
 }
 
+bool tree::modify(const std::string& path, const std::function<void(node&)>& fn) {
+    auto it = nodes_.find(path);
+    if (it == nodes_.end()) return false;
+    account(&it->second, nullptr);
+    fn(it->second);
+    it->second.generation = ++generation_;
+    account(nullptr, &it->second);
+    return true;
+}
+
 void tree::erase(const std::string& path) {
     auto it = nodes_.find(path);
     if (it == nodes_.end()) return;
@@ -134,6 +144,21 @@ void transaction::put(const std::string& path, node n) {
     record(path);
     adjust_owner(peek(path), &n);
     overlay_[path] = std::move(n);
+}
+
+bool transaction::update(const std::string& path, const std::function<void(node&)>& fn) {
+    record(path);
+    auto it = overlay_.find(path);
+    if (it == overlay_.end()) {
+        const node* base = tree_.find(path);
+        if (base == nullptr) return false;
+        it = overlay_.emplace(path, *base).first;
+    }
+    if (!it->second) return false;  // deleted in this transaction
+    adjust_owner(&*it->second, nullptr);
+    fn(*it->second);
+    adjust_owner(nullptr, &*it->second);
+    return true;
 }
 
 void transaction::erase(const std::string& path) {
