@@ -56,19 +56,19 @@ int create_node(env& e, const std::string& path, std::string_view value) {
     }
     if (int err = check_create_quota(e, missing.size(), value)) return err;
 
-    // Each new node inherits its parent's permissions; parents gain the child
-    // name in place (a long child list is never copied).
+    // The existing ancestor gains one child name, in place (a long child list
+    // is never copied); each new node is stored once, already naming its one
+    // child, and inherits its parent's permissions.
     perm_list perms = existing->perms;
-    std::string parent_path = top;
+    e.v.update(top, [&](node& p) { p.children.emplace_back(basename_of(missing.back())); });
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-        e.v.update(parent_path, [&](node& p) { p.children.emplace_back(basename_of(*it)); });
-        node child;
-        child.perms = perms;
-        if (!e.who.privileged) child.perms.front().id = e.who.id;
-        if (*it == path) child.value = value;
-        perms = child.perms;
-        e.v.put(*it, std::move(child));
-        parent_path = *it;
+        node n;
+        n.perms = perms;
+        if (!e.who.privileged) n.perms.front().id = e.who.id;
+        if (const auto below = std::next(it); below != missing.rend()) n.children.emplace_back(basename_of(*below));
+        else n.value = value;
+        perms = n.perms;
+        e.v.put(*it, std::move(n));
     }
     record_change(e, path, perms, false);
     return 0;
